@@ -1,0 +1,88 @@
+// zeropoint/kernels.hpp — the element-level formulas and the scalar reference kernels.
+//
+// These are the specification: every faster path must produce the same bits. They take spans
+// and parameters, allocate nothing and know no file formats. docs/math.md maps each formula to
+// the function here that computes it.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "zeropoint/params.hpp"
+#include "zeropoint/scheme.hpp"
+
+namespace zp::kernels {
+
+/// Rounds to an integer-valued float. Ties follow `mode`; everything else goes to the nearest
+/// integer. Independent of the floating-point environment. NaN and +-inf pass through.
+float round_to_integer(float v, Rounding mode) noexcept;
+
+struct CodeRange {
+  int qmin;
+  int qmax;
+};
+
+/// The quantization formula for one value (docs/math.md §4):
+///   q = clamp(round((x - offset) / scale) + zero_point, qmin, qmax)
+/// evaluated in float32 (the subtraction is skipped when offset is 0, which changes no result).
+/// NaN gives clamp(zero_point); +-inf saturate.
+inline std::int32_t quantize_value(float x, const AffineParams& p, CodeRange r, Rounding mode) noexcept {
+  const float shifted = p.offset == 0.0f ? x : x - p.offset;
+  const float v = shifted / p.scale;
+  float q;
+  if (v != v) {
+    q = static_cast<float>(p.zero_point);
+  } else {
+    q = round_to_integer(v, mode) + static_cast<float>(p.zero_point);
+  }
+  // Clamp in float: the rounded value may be far outside int32.
+  if (q < static_cast<float>(r.qmin)) return r.qmin;
+  if (q > static_cast<float>(r.qmax)) return r.qmax;
+  return static_cast<std::int32_t>(q);
+}
+
+/// The dequantization formula for one code (docs/math.md §5):
+///   x = float(q - zero_point) * scale + offset   (two roundings, never fused)
+inline float dequantize_value(std::int32_t q, const AffineParams& p) noexcept {
+  const float v = static_cast<float>(q - p.zero_point) * p.scale;
+  return p.offset == 0.0f ? v : v + p.offset;
+}
+
+// --- Span kernels over one parameter group ------------------------------------------------
+// Named input_output_operation, as XNNPACK does; `_ref` marks the scalar reference.
+
+void f32_qs8_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+                          std::span<std::int8_t> q) noexcept;
+void f32_qu8_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+                          std::span<std::uint8_t> q) noexcept;
+void f32_qs16_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+                           std::span<std::int16_t> q) noexcept;
+void f32_qu16_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+                           std::span<std::uint16_t> q) noexcept;
+
+void qs8_f32_dequantize_ref(std::span<const std::int8_t> q, const AffineParams& p, std::span<float> x) noexcept;
+void qu8_f32_dequantize_ref(std::span<const std::uint8_t> q, const AffineParams& p, std::span<float> x) noexcept;
+void qs16_f32_dequantize_ref(std::span<const std::int16_t> q, const AffineParams& p, std::span<float> x) noexcept;
+void qu16_f32_dequantize_ref(std::span<const std::uint16_t> q, const AffineParams& p, std::span<float> x) noexcept;
+
+/// Min and max of x. With skip_nonfinite, NaN and +-inf are left out; otherwise the caller has
+/// checked there are none. An input with no (finite) value gives {+inf, -inf}.
+struct MinMax {
+  float min;
+  float max;
+};
+MinMax f32_minmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept;
+
+/// Index of the first NaN or infinity in x, or x.size() if there is none.
+std::size_t f32_find_nonfinite_ref(std::span<const float> x) noexcept;
+
+/// Packs one code per byte (the low `container_bits` bits of each) into
+/// ceil(n * container_bits / 8) bytes, element 0 in the lowest bits. container_bits is 2 or 4.
+void pack_ref(std::span<const std::uint8_t> codes, int container_bits, std::span<std::uint8_t> packed) noexcept;
+
+/// Inverse of pack_ref for n = codes.size() codes; with is_signed the `container_bits`-bit
+/// fields are sign-extended (two's complement), otherwise zero-extended.
+void unpack_ref(std::span<const std::uint8_t> packed, int container_bits, bool is_signed,
+                std::span<std::uint8_t> codes) noexcept;
+
+}  // namespace zp::kernels

@@ -1,0 +1,52 @@
+// zeropoint/quantize.hpp — tensors to codes and back.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "zeropoint/params.hpp"
+#include "zeropoint/tensor.hpp"
+
+namespace zp {
+
+/// Codes, their parameters and the logical shape. Codes are stored in containers of 2, 4, 8
+/// or 16 bits (the smallest power of two >= bits): 2-bit codes four to a byte, 3- and 4-bit
+/// codes two to a byte, element 0 in the lowest bits (ONNX's order); 5- to 8-bit codes one
+/// byte each; 16-bit codes two bytes, little-endian. Signed codes are two's complement within
+/// their container. The last byte is zero-padded when the count does not fill it.
+struct QuantizedTensor {
+  Shape shape;
+  QParams params;
+  std::vector<std::uint8_t> data;
+
+  std::int64_t numel() const { return checked_numel(shape); }
+};
+
+/// Bits each code occupies in storage: 2, 4, 8 or 16.
+int container_bits(int bits) noexcept;
+
+/// Bytes needed to store `count` codes of `bits` bits.
+std::int64_t packed_size(std::int64_t count, int bits);
+
+/// q = clamp(round((x - offset) / scale) + zero_point, qmin, qmax) for every element, with
+/// the group's parameters. x may be any float dtype and any strides.
+/// NaN becomes the zero point's code (clamped); +-inf saturate to qmax / qmin. To refuse
+/// non-finite input instead, observe with ObserveOptions (the default does).
+QuantizedTensor quantize(const TensorView& x, const QParams& params);
+
+/// x = (q - zero_point) * scale + offset, as float32.
+Tensor dequantize(const QuantizedTensor& q);
+
+/// dequantize(quantize(x, params)) without storing the codes.
+Tensor fake_quantize(const TensorView& x, const QParams& params);
+
+/// The codes one per element, as i8/u8 (up to 8 bits) or i16/u16 (16 bits), shaped like the
+/// tensor. Checks that the data holds exactly the codes the shape needs.
+Tensor unpack_codes(const QuantizedTensor& q);
+
+/// The inverse of unpack_codes: packs `codes` (i8/u8/i16/u16 matching the scheme's type) into
+/// a QuantizedTensor. Throws if a code lies outside the scheme's range or the parameters do not
+/// fit the shape — this is how a file's codes are validated.
+QuantizedTensor pack_codes(const TensorView& codes, QParams params);
+
+}  // namespace zp

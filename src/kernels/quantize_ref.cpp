@@ -1,0 +1,93 @@
+// Scalar reference kernels: the element formulas of kernels.hpp applied to spans.
+#include <cmath>
+#include <limits>
+
+#include "zeropoint/kernels.hpp"
+
+namespace zp::kernels {
+namespace {
+
+template <class Code>
+void quantize_span(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+                   std::span<Code> q) noexcept {
+  for (std::size_t i = 0; i < x.size(); ++i) q[i] = static_cast<Code>(quantize_value(x[i], p, r, mode));
+}
+
+template <class Code>
+void dequantize_span(std::span<const Code> q, const AffineParams& p, std::span<float> x) noexcept {
+  for (std::size_t i = 0; i < q.size(); ++i) x[i] = dequantize_value(q[i], p);
+}
+
+}  // namespace
+
+void f32_qs8_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+                          std::span<std::int8_t> q) noexcept {
+  quantize_span(x, p, r, mode, q);
+}
+void f32_qu8_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+                          std::span<std::uint8_t> q) noexcept {
+  quantize_span(x, p, r, mode, q);
+}
+void f32_qs16_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+                           std::span<std::int16_t> q) noexcept {
+  quantize_span(x, p, r, mode, q);
+}
+void f32_qu16_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+                           std::span<std::uint16_t> q) noexcept {
+  quantize_span(x, p, r, mode, q);
+}
+
+void qs8_f32_dequantize_ref(std::span<const std::int8_t> q, const AffineParams& p, std::span<float> x) noexcept {
+  dequantize_span(q, p, x);
+}
+void qu8_f32_dequantize_ref(std::span<const std::uint8_t> q, const AffineParams& p, std::span<float> x) noexcept {
+  dequantize_span(q, p, x);
+}
+void qs16_f32_dequantize_ref(std::span<const std::int16_t> q, const AffineParams& p, std::span<float> x) noexcept {
+  dequantize_span(q, p, x);
+}
+void qu16_f32_dequantize_ref(std::span<const std::uint16_t> q, const AffineParams& p, std::span<float> x) noexcept {
+  dequantize_span(q, p, x);
+}
+
+MinMax f32_minmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept {
+  MinMax m{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+  for (float v : x) {
+    if (skip_nonfinite && !std::isfinite(v)) continue;
+    if (v < m.min) m.min = v;
+    if (v > m.max) m.max = v;
+  }
+  return m;
+}
+
+std::size_t f32_find_nonfinite_ref(std::span<const float> x) noexcept {
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (!std::isfinite(x[i])) return i;
+  }
+  return x.size();
+}
+
+void pack_ref(std::span<const std::uint8_t> codes, int container_bits, std::span<std::uint8_t> packed) noexcept {
+  const std::size_t per_byte = 8 / static_cast<std::size_t>(container_bits);
+  const unsigned mask = (1u << container_bits) - 1u;
+  for (std::size_t b = 0; b < packed.size(); ++b) packed[b] = 0;
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    const unsigned shift = static_cast<unsigned>((i % per_byte) * container_bits);
+    packed[i / per_byte] = static_cast<std::uint8_t>(packed[i / per_byte] | ((codes[i] & mask) << shift));
+  }
+}
+
+void unpack_ref(std::span<const std::uint8_t> packed, int container_bits, bool is_signed,
+                std::span<std::uint8_t> codes) noexcept {
+  const std::size_t per_byte = 8 / static_cast<std::size_t>(container_bits);
+  const unsigned mask = (1u << container_bits) - 1u;
+  const unsigned sign_bit = 1u << (container_bits - 1);
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    const unsigned shift = static_cast<unsigned>((i % per_byte) * container_bits);
+    unsigned field = (packed[i / per_byte] >> shift) & mask;
+    if (is_signed && (field & sign_bit)) field |= ~mask;  // sign-extend into the byte
+    codes[i] = static_cast<std::uint8_t>(field);
+  }
+}
+
+}  // namespace zp::kernels

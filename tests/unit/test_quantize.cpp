@@ -1,0 +1,273 @@
+// Tensor-level quantize / dequantize: properties over random tensors of every granularity and
+// width, the double-precision oracle, and bad input.
+#include <cfloat>
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "kernels/convert_ref.hpp"
+#include "test_util.hpp"
+#include "zeropoint/zeropoint.hpp"
+
+namespace zp {
+namespace {
+
+using testing::Rng;
+using testing::tensor_of;
+
+std::int32_t code_at(const Tensor& codes, std::size_t i) {
+  switch (codes.dtype()) {
+    case DType::i8: return codes.span<std::int8_t>()[i];
+    case DType::u8: return codes.span<std::uint8_t>()[i];
+    case DType::i16: return codes.span<std::int16_t>()[i];
+    default: return codes.span<std::uint16_t>()[i];
+  }
+}
+
+// Schemes for the property sweep: every width, both signs, sym/asym, both zero-point kinds,
+// every granularity including blocks that do not divide the axis and the innermost axis.
+std::vector<std::string> sweep_schemes() {
+  std::vector<std::string> out;
+  for (const char* type : {"int2", "int3", "int4", "int5", "int6", "int7", "int8", "int16", "uint2", "uint4", "uint8", "uint16"}) {
+    for (const char* gran : {"", ":channel=0", ":channel=1", ":channel=-1", ":block=2", ":block=5", ":block=7:axis=1",
+                             ":block=3:axis=0"}) {
+      const bool is_signed = type[0] == 'i';
+      std::vector<std::string> variants;
+      if (is_signed) variants = {"", ":full", ":asym", ":asym:zp=float"};
+      else variants = {":asym", ":sym", ":asym:zp=float"};
+      for (const auto& v : variants) out.push_back(std::string(type) + gran + v);
+    }
+  }
+  return out;
+}
+
+TEST(QuantizeProperties, CodesInRangeAndErrorWithinHalfAScale) {
+  Rng rng(2024);
+  const Shape shape{6, 5, 11};
+  int schemes = 0;
+  for (const auto& text : sweep_schemes()) {
+    SCOPED_TRACE(text);
+    const Scheme s = Scheme::parse(text);
+    const Tensor x = rng.heavy_tailed(shape, rng.uniform(0.01f, 10.0f));
+    const QParams p = compute_params(x, s);
+    const QuantizedTensor q = quantize(x, p);
+    ASSERT_EQ(static_cast<std::int64_t>(q.data.size()), packed_size(x.numel(), s.bits));
+    const Tensor codes = unpack_codes(q);
+    const Tensor y = dequantize(q);
+    const Tensor fq = fake_quantize(x, p);
+    const ParamLayout layout = ParamLayout::of(shape, s);
+    const auto xv = x.span<float>();
+    const auto yv = y.span<float>();
+    const auto fv = fq.span<float>();
+    for (std::size_t i = 0; i < xv.size(); ++i) {
+      const AffineParams ap = p.at(static_cast<std::size_t>(layout.group_of(static_cast<std::int64_t>(i))));
+      const std::int32_t c = code_at(codes, i);
+      ASSERT_GE(c, s.qmin());
+      ASSERT_LE(c, s.qmax());
+      // Every element used its own group's parameters.
+      ASSERT_EQ(c, kernels::quantize_value(xv[i], ap, {s.qmin(), s.qmax()}, s.rounding)) << i;
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(fv[i]), std::bit_cast<std::uint32_t>(yv[i])) << i;
+      // Inside the representable range the error is at most half a step (plus float rounding
+      // in the division and the dequantization).
+      const double lo = kernels::dequantize_value(s.qmin(), ap);
+      const double hi = kernels::dequantize_value(s.qmax(), ap);
+      if (xv[i] >= lo && xv[i] <= hi) {
+        const double tol = ap.scale * 0.5 * (1 + 1e-5) + std::fabs(xv[i]) * 1e-6 + std::fabs(ap.offset) * 1e-6;
+        ASSERT_LE(std::fabs(static_cast<double>(xv[i]) - yv[i]), tol) << "element " << i << " x " << xv[i];
+      }
+    }
+    ++schemes;
+  }
+  EXPECT_GT(schemes, 250);
+}
+
+TEST(QuantizeProperties, MinMaxObservationCoversEachGroup) {
+  Rng rng(7);
+  const Shape shape{4, 9, 6};
+  for (const char* text : {"int8", "int8:channel=1", "int8:channel=-1", "int4:block=4", "int4:block=4:axis=1",
+                           "int4:block=3:axis=0"}) {
+    SCOPED_TRACE(text);
+    const Scheme s = Scheme::parse(text);
+    const Tensor x = rng.heavy_tailed(shape);
+    const Ranges r = observe_minmax(x, s);
+    const ParamLayout layout = ParamLayout::of(shape, s);
+    std::vector<float> lo(static_cast<std::size_t>(layout.groups), INFINITY), hi(lo.size(), -INFINITY);
+    const auto v = x.span<float>();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const auto g = static_cast<std::size_t>(layout.group_of(static_cast<std::int64_t>(i)));
+      lo[g] = std::min(lo[g], v[i]);
+      hi[g] = std::max(hi[g], v[i]);
+    }
+    EXPECT_EQ(r.min, lo);
+    EXPECT_EQ(r.max, hi);
+    EXPECT_EQ(r.param_shape, layout.param_shape);
+  }
+}
+
+// Tier one of two: the float32 reference against a double-precision oracle. They may differ only
+// where the exact quotient lies within a relative 1e-6 of a rounding tie (float32 division can
+// land on either side of it).
+TEST(QuantizeOracle, ReferenceMatchesDoublePrecisionExceptAtTies) {
+  Rng rng(99);
+  int near_ties = 0;
+  for (const char* text : {"int8", "uint8:asym", "int4:asym", "int8:full", "uint4:asym:zp=float", "int16:asym"}) {
+    const Scheme s = Scheme::parse(text);
+    const Tensor x = rng.heavy_tailed({4096});
+    const QParams p = compute_params(x, s);
+    const Tensor codes = unpack_codes(quantize(x, p));
+    const AffineParams ap = p.at(0);
+    const auto v = x.span<float>();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const double exact = (static_cast<double>(v[i]) - ap.offset) / ap.scale;
+      const double frac = std::fabs(exact - std::trunc(exact));
+      double rounded = std::nearbyint(exact) + ap.zero_point;
+      rounded = std::clamp(rounded, static_cast<double>(s.qmin()), static_cast<double>(s.qmax()));
+      if (std::fabs(frac - 0.5) < 1e-6 * std::max(1.0, std::fabs(exact))) {
+        ++near_ties;
+        continue;
+      }
+      ASSERT_EQ(code_at(codes, i), static_cast<std::int32_t>(rounded)) << text << " element " << i << " x " << v[i];
+    }
+  }
+  EXPECT_LT(near_ties, 50);
+}
+
+TEST(Quantize, OtherFloatInputsMatchTheirFloat32Conversion) {
+  Rng rng(3);
+  const Tensor x32 = rng.heavy_tailed({3, 17});
+  const Scheme s = Scheme::parse("int4:block=8");
+  for (DType d : {DType::f16, DType::bf16, DType::f64}) {
+    const Tensor xd = from_f32(x32, d);
+    const Tensor back = to_f32(xd);  // the values the quantizer actually sees
+    const QParams p = compute_params(xd, s);
+    EXPECT_EQ(p.scale, compute_params(back, s).scale);
+    EXPECT_EQ(quantize(xd, p).data, quantize(back, p).data) << dtype_name(d);
+  }
+}
+
+TEST(Quantize, StridedViewsEqualTheirContiguousCopy) {
+  Rng rng(5);
+  const Tensor base = rng.heavy_tailed({6, 8});
+  // The transpose of base, as a view: shape [8, 6], strides [1, 8].
+  const TensorView transposed(base.data(), DType::f32, {8, 6}, {1, 8});
+  const Tensor copy = Tensor::copy_of(transposed);
+  EXPECT_EQ(copy.span<float>()[1], base.span<float>()[8]);
+  const Scheme s = Scheme::parse("int8:channel=0");
+  const QParams p = compute_params(transposed, s);
+  EXPECT_EQ(p.scale, compute_params(copy, s).scale);
+  EXPECT_EQ(quantize(transposed, p).data, quantize(copy, p).data);
+}
+
+TEST(Quantize, PackedLayoutForInt4) {
+  const Tensor x = tensor_of({5}, {-7.0f, 1.0f, 7.0f, 0.0f, -1.0f});
+  const Scheme s = Scheme::parse("int4");
+  const QParams p = compute_params(x, s);
+  EXPECT_EQ(p.scale[0], 1.0f);
+  const QuantizedTensor q = quantize(x, p);
+  // codes -7, 1, 7, 0, -1 -> nibbles 9, 1, 7, 0, F, element 0 low.
+  EXPECT_EQ(q.data, (std::vector<std::uint8_t>{0x19, 0x07, 0x0F}));
+}
+
+TEST(Quantize, NonFiniteIsAnErrorNamingTheIndex) {
+  const Tensor x = tensor_of({2, 3}, {1.0f, 2.0f, 3.0f, 4.0f, NAN, 6.0f});
+  ObserveOptions named;
+  named.name = "layer.weight";
+  try {
+    compute_params(x, Scheme::parse("int8"), named);
+    FAIL() << "NaN accepted";
+  } catch (const NonFiniteError& e) {
+    EXPECT_EQ(e.flat_index(), 4);
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'layer.weight'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("NaN at index [1, 1]"), std::string::npos) << msg;
+  }
+  const Tensor inf = tensor_of({3}, {1.0f, -INFINITY, 0.0f});
+  EXPECT_THROW(compute_params(inf, Scheme::parse("int8")), NonFiniteError);
+}
+
+TEST(Quantize, IgnoringNonFiniteObservesTheRestAndSaturates) {
+  const Tensor x = tensor_of({5}, {1.0f, NAN, -2.0f, INFINITY, -INFINITY});
+  ObserveOptions opts;
+  opts.ignore_nonfinite = true;
+  const Scheme s = Scheme::parse("int8");
+  const QParams p = compute_params(x, s, opts);
+  EXPECT_EQ(p.scale[0], static_cast<float>(2.0 / 127.0));
+  const Tensor codes = unpack_codes(quantize(x, p));
+  const auto c = codes.span<std::int8_t>();
+  EXPECT_EQ(c[1], 0);
+  EXPECT_EQ(c[3], 127);
+  EXPECT_EQ(c[4], -127);
+  // A group with no finite value gets the degenerate parameters.
+  const Tensor all_nan = tensor_of({2, 2}, {NAN, NAN, 1.0f, 2.0f});
+  const QParams pc = compute_params(all_nan, Scheme::parse("int8:channel=0"), opts);
+  EXPECT_EQ(pc.scale[0], 1.0f);
+  EXPECT_EQ(pc.scale[1], static_cast<float>(2.0 / 127.0));
+}
+
+TEST(Quantize, BadInputIsAClearError) {
+  const Tensor empty(DType::f32, {0, 4});
+  EXPECT_THROW(compute_params(empty, Scheme::parse("int8")), Error);
+  const Tensor ints(DType::i32, {4});
+  EXPECT_THROW(compute_params(ints, Scheme::parse("int8")), Error);
+  const Tensor x = tensor_of({2, 3}, {1, 2, 3, 4, 5, 6});
+  EXPECT_THROW(compute_params(x, Scheme::parse("int8:channel=2")), Error);
+  const QParams p = compute_params(x, Scheme::parse("int8:channel=0"));
+  const Tensor other = tensor_of({3, 2}, {1, 2, 3, 4, 5, 6});
+  EXPECT_THROW(quantize(other, p), Error);  // 3 channels, parameters for 2
+}
+
+TEST(PackCodes, ValidatesCodesAgainstTheScheme) {
+  const Scheme s = Scheme::parse("int4");
+  QParams p{s, {}, {1.0f}, {0}, {0.0f}};
+  Tensor codes(DType::i8, {3});
+  codes.span<std::int8_t>()[0] = -7;
+  codes.span<std::int8_t>()[1] = 7;
+  const QuantizedTensor ok = pack_codes(codes, p);
+  EXPECT_EQ(unpack_codes(ok).span<std::int8_t>()[0], -7);
+  codes.span<std::int8_t>()[2] = 8;  // not an int4 code
+  EXPECT_THROW(pack_codes(codes, p), Error);
+  codes.span<std::int8_t>()[2] = -8;  // int4 but outside the narrow range
+  EXPECT_THROW(pack_codes(codes, p), Error);
+  Tensor wrong_type(DType::u8, {3});
+  EXPECT_THROW(pack_codes(wrong_type, p), Error);
+}
+
+TEST(UnpackCodes, RefusesDataOfTheWrongLength) {
+  QuantizedTensor q;
+  q.shape = {5};
+  q.params = QParams{Scheme::parse("int4"), {}, {1.0f}, {0}, {0.0f}};
+  q.data = {0x00, 0x00};  // 5 nibbles need 3 bytes
+  EXPECT_THROW(unpack_codes(q), Error);
+  q.data = {0x00, 0x00, 0x00};
+  EXPECT_NO_THROW(unpack_codes(q));
+  q.data = {0x08, 0x00, 0x00};  // -8 is outside int4's narrow range
+  EXPECT_THROW(unpack_codes(q), Error);
+}
+
+TEST(Metrics, KnownValues) {
+  const Tensor a = tensor_of({4}, {1, 2, 3, 4});
+  const Tensor b = tensor_of({4}, {1, 2, 3, 5});
+  const ErrorMetrics m = measure_error(a, b);
+  EXPECT_EQ(m.count, 4);
+  EXPECT_DOUBLE_EQ(m.mse, 0.25);
+  EXPECT_DOUBLE_EQ(m.max_abs_error, 1.0);
+  EXPECT_EQ(m.max_abs_error_index, 3);
+  EXPECT_NEAR(m.sqnr_db, 10 * std::log10(30.0), 1e-12);
+  EXPECT_NEAR(m.cosine, 34.0 / (std::sqrt(30.0) * std::sqrt(39.0)), 1e-12);
+  EXPECT_NEAR(m.relative_mse, 1.0 / 30.0, 1e-15);
+  const ErrorMetrics same = measure_error(a, a);
+  EXPECT_EQ(same.mse, 0);
+  EXPECT_TRUE(std::isinf(same.sqnr_db));
+  EXPECT_DOUBLE_EQ(same.cosine, 1.0);
+  const Tensor zeros = tensor_of({4}, {0, 0, 0, 0});
+  EXPECT_EQ(measure_error(zeros, zeros).cosine, 1.0);
+  EXPECT_EQ(measure_error(a, zeros).cosine, 0.0);
+  EXPECT_THROW(measure_error(a, tensor_of({2, 2}, {1, 2, 3, 4})), Error);
+  const Tensor with_nan = tensor_of({2}, {NAN, 1});
+  const ErrorMetrics skipped = measure_error(with_nan, tensor_of({2}, {0, 1}));
+  EXPECT_EQ(skipped.skipped, 1);
+  EXPECT_EQ(skipped.count, 1);
+}
+
+}  // namespace
+}  // namespace zp
