@@ -5,6 +5,7 @@
 // the function here that computes it.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <span>
 
@@ -15,20 +16,49 @@ namespace zp::kernels {
 
 /// Rounds to an integer-valued float. Ties follow `mode`; everything else goes to the nearest
 /// integer. Independent of the floating-point environment. NaN and +-inf pass through.
-float round_to_integer(float v, Rounding mode) noexcept;
+inline float round_to_integer(float v, Rounding mode) noexcept {
+  // From 2^23 on every float is an integer; the test is also false for NaN.
+  if (!(std::fabs(v) < 8388608.0f)) return v;
+  // Truncation through int32 (exact below 2^23) is one instruction; std::trunc is a libm call
+  // on baseline x86-64.
+  const float t = static_cast<float>(static_cast<std::int32_t>(v));
+  const float frac = std::fabs(v - t);  // exact: t and v are within a factor of two (Sterbenz)
+  const float away = t + std::copysign(1.0f, v);
+  // Ties are rare, so only their test is a branch; the common case is a select.
+  if (frac != 0.5f) return frac > 0.5f ? away : t;
+  switch (mode) {
+    case Rounding::half_even: return (static_cast<std::int32_t>(t) & 1) == 0 ? t : away;
+    case Rounding::half_away: return away;
+    case Rounding::half_up: return v > 0.0f ? away : t;
+  }
+  return t;
+}
 
 struct CodeRange {
   int qmin;
   int qmax;
 };
 
+/// How the quotient x / scale is formed: a true division (ONNX, TFLite), or a multiplication
+/// by the float32 reciprocal 1 / scale (PyTorch's fbgemm, ggml).
+enum class Quotient : std::uint8_t { divide, reciprocal };
+
+/// Everything quantize_value needs besides the value and its group's parameters.
+struct QuantizeSpec {
+  CodeRange range;
+  Rounding rounding = Rounding::half_even;
+  Quotient quotient = Quotient::divide;
+};
+
 /// The quantization formula for one value (docs/math.md §4):
 ///   q = clamp(round((x - offset) / scale) + zero_point, qmin, qmax)
 /// evaluated in float32 (the subtraction is skipped when offset is 0, which changes no result).
 /// NaN gives clamp(zero_point); +-inf saturate.
-inline std::int32_t quantize_value(float x, const AffineParams& p, CodeRange r, Rounding mode) noexcept {
+inline std::int32_t quantize_value(float x, const AffineParams& p, const QuantizeSpec& spec) noexcept {
+  const CodeRange r = spec.range;
+  const Rounding mode = spec.rounding;
   const float shifted = p.offset == 0.0f ? x : x - p.offset;
-  const float v = shifted / p.scale;
+  const float v = spec.quotient == Quotient::divide ? shifted / p.scale : shifted * (1.0f / p.scale);
   float q;
   if (v != v) {
     q = static_cast<float>(p.zero_point);
@@ -48,16 +78,21 @@ inline float dequantize_value(std::int32_t q, const AffineParams& p) noexcept {
   return p.offset == 0.0f ? v : v + p.offset;
 }
 
+/// The QuantizeSpec a scheme asks for.
+inline QuantizeSpec quantize_spec(const Scheme& s) noexcept {
+  return {{s.qmin(), s.qmax()}, s.rounding, s.reciprocal ? Quotient::reciprocal : Quotient::divide};
+}
+
 // --- Span kernels over one parameter group ------------------------------------------------
 // Named input_output_operation, as XNNPACK does; `_ref` marks the scalar reference.
 
-void f32_qs8_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+void f32_qs8_quantize_ref(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
                           std::span<std::int8_t> q) noexcept;
-void f32_qu8_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+void f32_qu8_quantize_ref(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
                           std::span<std::uint8_t> q) noexcept;
-void f32_qs16_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+void f32_qs16_quantize_ref(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
                            std::span<std::int16_t> q) noexcept;
-void f32_qu16_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+void f32_qu16_quantize_ref(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
                            std::span<std::uint16_t> q) noexcept;
 
 void qs8_f32_dequantize_ref(std::span<const std::int8_t> q, const AffineParams& p, std::span<float> x) noexcept;

@@ -30,9 +30,26 @@ struct AffineParams {
 ///  - asymmetric: scale = (max - min) / (qmax - qmin), zero_point = qmin - round(min / scale),
 ///    clamped into [qmin, qmax]; with a float offset, offset = min - qmin * scale instead;
 ///  - scale is computed in double and stored as float; when that float is below FLT_MIN (an
-///    all-zero or constant group) the result is scale 1, zero point 0 (ONNX Runtime's rule).
+///    all-zero or constant group) the result is scale 1, zero point 0 (ONNX Runtime's rule;
+///    symmetric unsigned schemes keep their fixed zero point 2^(bits-1)).
 /// Throws zp::Error if min or max is not finite or min > max.
 AffineParams choose_params(float min, float max, const Scheme& scheme);
+
+/// Every intermediate quantity of choose_params, for `zeropoint explain` and for tests. The
+/// fields that a scheme does not use are left at 0.
+struct ParamDerivation {
+  int qmin = 0, qmax = 0;
+  double lo = 0, hi = 0;     ///< the range actually mapped (widened to include 0 when the zero point is an integer)
+  double amax = 0;           ///< symmetric: max(|lo|, |hi|)
+  double divisor = 0;        ///< what the range is divided by: qmax, (qmax - qmin) / 2, or qmax - qmin
+  double exact_scale = 0;    ///< the scale in double, before it is stored as float
+  double zero_point_real = 0;  ///< asymmetric: qmin - lo / scale before rounding
+  bool degenerate = false;   ///< the float scale fell below FLT_MIN, so scale 1 / zero point 0 was used
+  AffineParams result;
+};
+
+/// choose_params, showing its work. choose_params(min, max, s) == derive_params(min, max, s).result.
+ParamDerivation derive_params(float min, float max, const Scheme& scheme);
 
 /// How a tensor's elements map to parameter groups under a scheme. The tensor is seen as
 /// [outer, dim, inner] around the scheme's axis.

@@ -22,6 +22,9 @@ struct QuantizedTensor {
   std::int64_t numel() const { return checked_numel(shape); }
 };
 
+/// The DType that holds one unpacked code of `scheme`: i8/u8 up to 8 bits, i16/u16 for 16.
+DType code_dtype(const Scheme& scheme) noexcept;
+
 /// Bits each code occupies in storage: 2, 4, 8 or 16.
 int container_bits(int bits) noexcept;
 

@@ -13,6 +13,8 @@
 //            narrow | full    code range without or with the lowest code (int8: [-127,127] / [-128,127])
 //            round=even|away|up   ties to even (default), away from zero, or towards +inf
 //            zp=int|float     integer zero point (default), or a float offset x = q*scale + min
+//            recip            divide by multiplying with the float32 reciprocal 1/scale, as
+//                             PyTorch (fbgemm) and ggml do, instead of dividing (ONNX, TFLite)
 //
 // Defaults: signed types are symmetric with the narrow range (ONNX Runtime, TFLite weights,
 // ggml Q8_0); unsigned types are asymmetric with the full range; asymmetric means full range.
@@ -54,6 +56,9 @@ struct Scheme {
   std::int64_t block = 0;  ///< values per block (Granularity::block only), >= 2
   Rounding rounding = Rounding::half_even;
   ZeroPointKind zero_point = ZeroPointKind::integer;
+  /// q is computed from x * (1/scale) rather than x / scale. The two differ in the last bit of
+  /// the quotient for some x, which moves a code when the quotient lands next to a tie.
+  bool reciprocal = false;
 
   /// Parses the text form. Throws zp::Error saying what was expected.
   static Scheme parse(std::string_view text);
@@ -67,6 +72,10 @@ struct Scheme {
   /// Smallest and largest code, after `narrow` is applied.
   int qmin() const noexcept;
   int qmax() const noexcept;
+
+  /// The zero point a symmetric scheme fixes: 0 for signed codes, 2^(bits-1) for unsigned ones
+  /// (PyTorch's quint8 symmetric convention).
+  int symmetric_zero_point() const noexcept { return is_signed ? 0 : 1 << (bits - 1); }
 
   /// "int8", "uint4": the code type alone.
   std::string type_name() const;

@@ -22,44 +22,62 @@ double round_half_even(double v) {
 
 }  // namespace
 
-AffineParams choose_params(float min, float max, const Scheme& scheme) {
+ParamDerivation derive_params(float min, float max, const Scheme& scheme) {
   if (!std::isfinite(min) || !std::isfinite(max)) {
     throw Error(fmt::format("cannot choose parameters for the range [{}, {}]: it must be finite", min, max));
   }
   if (min > max) throw Error(fmt::format("cannot choose parameters for the range [{}, {}]: min > max", min, max));
 
-  const int qmin = scheme.qmin();
-  const int qmax = scheme.qmax();
-  const double code_span = static_cast<double>(qmax) - qmin;
+  ParamDerivation d;
+  d.qmin = scheme.qmin();
+  d.qmax = scheme.qmax();
+  const double code_span = static_cast<double>(d.qmax) - d.qmin;
+  auto finish = [&d](float scale, std::int32_t zero_point, float offset) {
+    d.result = {scale, zero_point, offset};
+    return d;
+  };
 
   if (scheme.zero_point == ZeroPointKind::float_offset) {
     // The offset absorbs the minimum, so the range need not contain 0.
-    const auto scale = static_cast<float>((static_cast<double>(max) - min) / code_span);
-    if (!(scale >= FLT_MIN)) return {1.0f, 0, static_cast<float>(static_cast<double>(min) - qmin)};
-    return {scale, 0, static_cast<float>(static_cast<double>(min) - qmin * static_cast<double>(scale))};
+    d.lo = min;
+    d.hi = max;
+    d.divisor = code_span;
+    d.exact_scale = (d.hi - d.lo) / d.divisor;
+    const auto scale = static_cast<float>(d.exact_scale);
+    d.degenerate = !(scale >= FLT_MIN);
+    if (d.degenerate) return finish(1.0f, 0, static_cast<float>(d.lo - d.qmin));
+    return finish(scale, 0, static_cast<float>(d.lo - d.qmin * static_cast<double>(scale)));
   }
 
   // An integer zero point must be a code, and 0.0 must map to it exactly (zero padding, ReLU
   // outputs), so the range always contains 0.
-  const double lo = std::min(static_cast<double>(min), 0.0);
-  const double hi = std::max(static_cast<double>(max), 0.0);
+  d.lo = std::min(static_cast<double>(min), 0.0);
+  d.hi = std::max(static_cast<double>(max), 0.0);
 
   if (scheme.symmetric) {
-    const double amax = std::max(-lo, hi);
+    d.amax = std::max(-d.lo, d.hi);
     // Narrow signed range: amax maps to qmax and -amax to -qmax. Otherwise amax maps to half
     // the code span (PyTorch's convention), and unsigned codes centre on 2^(bits-1).
-    const double divisor = scheme.narrow ? static_cast<double>(qmax) : code_span / 2.0;
-    const auto scale = static_cast<float>(amax / divisor);
-    if (!(scale >= FLT_MIN)) return {1.0f, 0, 0.0f};
-    return {scale, scheme.is_signed ? 0 : (1 << (scheme.bits - 1)), 0.0f};
+    d.divisor = scheme.narrow ? static_cast<double>(d.qmax) : code_span / 2.0;
+    d.exact_scale = d.amax / d.divisor;
+    const auto scale = static_cast<float>(d.exact_scale);
+    d.degenerate = !(scale >= FLT_MIN);
+    // The zero point is part of a symmetric scheme, degenerate or not.
+    return finish(d.degenerate ? 1.0f : scale, scheme.symmetric_zero_point(), 0.0f);
   }
-  const auto scale = static_cast<float>((hi - lo) / code_span);
-  if (!(scale >= FLT_MIN)) return {1.0f, 0, 0.0f};
+  d.divisor = code_span;
+  d.exact_scale = (d.hi - d.lo) / d.divisor;
+  const auto scale = static_cast<float>(d.exact_scale);
+  d.degenerate = !(scale >= FLT_MIN);
+  if (d.degenerate) return finish(1.0f, 0, 0.0f);
   // Computed with the float scale that quantization will actually use.
-  const double zp = qmin - round_half_even(lo / static_cast<double>(scale));
-  return {scale, static_cast<std::int32_t>(std::clamp(zp, static_cast<double>(qmin), static_cast<double>(qmax))),
-          0.0f};
+  d.zero_point_real = d.qmin - d.lo / static_cast<double>(scale);
+  const double zp = d.qmin - round_half_even(d.lo / static_cast<double>(scale));
+  return finish(scale, static_cast<std::int32_t>(std::clamp(zp, static_cast<double>(d.qmin), static_cast<double>(d.qmax))),
+                0.0f);
 }
+
+AffineParams choose_params(float min, float max, const Scheme& scheme) { return derive_params(min, max, scheme).result; }
 
 ParamLayout ParamLayout::of(const Shape& shape, const Scheme& scheme) {
   ParamLayout layout;

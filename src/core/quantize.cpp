@@ -13,13 +13,6 @@
 namespace zp {
 namespace {
 
-DType code_dtype(const Scheme& s) {
-  if (s.bits <= 8) return s.is_signed ? DType::i8 : DType::u8;
-  return s.is_signed ? DType::i16 : DType::u16;
-}
-
-kernels::CodeRange code_range(const Scheme& s) { return {s.qmin(), s.qmax()}; }
-
 // Applies a per-group span kernel to every run; runs whose elements change group at every step
 // are fed one element at a time.
 template <class Kernel>
@@ -37,11 +30,11 @@ void for_each_group_span(const ParamLayout& layout, const QParams& params, Kerne
 
 template <class Code, class Fn>
 void quantize_into(std::span<const float> x, const ParamLayout& layout, const QParams& params, Code* codes, Fn kernel) {
-  const kernels::CodeRange range = code_range(params.scheme);
+  const kernels::QuantizeSpec spec = kernels::quantize_spec(params.scheme);
   for_each_group_span(layout, params, [&](std::int64_t start, std::int64_t length, const AffineParams& p) {
     const auto s = static_cast<std::size_t>(start);
     const auto n = static_cast<std::size_t>(length);
-    kernel(x.subspan(s, n), p, range, params.scheme.rounding, std::span<Code>(codes + s, n));
+    kernel(x.subspan(s, n), p, spec, std::span<Code>(codes + s, n));
   });
 }
 
@@ -123,6 +116,11 @@ QuantizedTensor pack_valid_codes(const Tensor& codes, QParams params) {
 }
 
 }  // namespace
+
+DType code_dtype(const Scheme& s) noexcept {
+  if (s.bits <= 8) return s.is_signed ? DType::i8 : DType::u8;
+  return s.is_signed ? DType::i16 : DType::u16;
+}
 
 int container_bits(int bits) noexcept {
   if (bits <= 2) return 2;

@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::string_view kGrammar =
     "expected TYPE[:OPTION]..., TYPE one of int2..int8, int16, uint2..uint8, uint16, OPTION one of "
-    "channel[=AXIS], block=B, axis=AXIS, sym, asym, narrow, full, round=even|away|up, zp=int|float "
+    "channel[=AXIS], block=B, axis=AXIS, sym, asym, narrow, full, round=even|away|up, zp=int|float, recip "
     "(for example int8, uint8:asym, int8:channel=0, int4:block=32)";
 
 [[noreturn]] void fail(std::string_view text, std::string_view why) {
@@ -96,6 +96,9 @@ Scheme Scheme::parse(std::string_view text) {
       if (axis_set) fail(text, "the axis is given twice");
       s.axis = parse_int<int>(text, opt, value);
       axis_set = true;
+    } else if (key == "recip") {
+      no_value();
+      s.reciprocal = true;
     } else if (key == "round") {
       if (value == "even") s.rounding = Rounding::half_even;
       else if (value == "away") s.rounding = Rounding::half_away;
@@ -177,6 +180,7 @@ std::string Scheme::str() const {
   if (rounding == Rounding::half_away) out += ":round=away";
   if (rounding == Rounding::half_up) out += ":round=up";
   if (zero_point == ZeroPointKind::float_offset) out += ":zp=float";
+  if (reciprocal) out += ":recip";
   return out;
 }
 

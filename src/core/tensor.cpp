@@ -160,6 +160,10 @@ Tensor Tensor::copy_of(const TensorView& view) {
   Tensor out(view.dtype(), view.shape());
   const std::size_t esize = dtype_size(view.dtype());
   auto* dst = static_cast<std::byte*>(out.data());
+  if (view.is_contiguous()) {
+    if (out.nbytes() != 0) std::memcpy(dst, view.data(), out.nbytes());
+    return out;
+  }
   for_each_element(view, [&](std::int64_t i, const std::byte* src) {
     std::memcpy(dst + static_cast<std::size_t>(i) * esize, src, esize);
   });
@@ -167,6 +171,7 @@ Tensor Tensor::copy_of(const TensorView& view) {
 }
 
 Tensor to_f32(const TensorView& view) {
+  if (view.dtype() == DType::f32 && view.is_contiguous()) return Tensor::copy_of(view);
   Tensor out(DType::f32, view.shape());
   float* dst = out.span<float>().data();
   const DType dtype = view.dtype();

@@ -8,9 +8,9 @@ namespace zp::kernels {
 namespace {
 
 template <class Code>
-void quantize_span(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+void quantize_span(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
                    std::span<Code> q) noexcept {
-  for (std::size_t i = 0; i < x.size(); ++i) q[i] = static_cast<Code>(quantize_value(x[i], p, r, mode));
+  for (std::size_t i = 0; i < x.size(); ++i) q[i] = static_cast<Code>(quantize_value(x[i], p, spec));
 }
 
 template <class Code>
@@ -20,21 +20,21 @@ void dequantize_span(std::span<const Code> q, const AffineParams& p, std::span<f
 
 }  // namespace
 
-void f32_qs8_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+void f32_qs8_quantize_ref(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
                           std::span<std::int8_t> q) noexcept {
-  quantize_span(x, p, r, mode, q);
+  quantize_span(x, p, spec, q);
 }
-void f32_qu8_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+void f32_qu8_quantize_ref(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
                           std::span<std::uint8_t> q) noexcept {
-  quantize_span(x, p, r, mode, q);
+  quantize_span(x, p, spec, q);
 }
-void f32_qs16_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+void f32_qs16_quantize_ref(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
                            std::span<std::int16_t> q) noexcept {
-  quantize_span(x, p, r, mode, q);
+  quantize_span(x, p, spec, q);
 }
-void f32_qu16_quantize_ref(std::span<const float> x, const AffineParams& p, CodeRange r, Rounding mode,
+void f32_qu16_quantize_ref(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
                            std::span<std::uint16_t> q) noexcept {
-  quantize_span(x, p, r, mode, q);
+  quantize_span(x, p, spec, q);
 }
 
 void qs8_f32_dequantize_ref(std::span<const std::int8_t> q, const AffineParams& p, std::span<float> x) noexcept {

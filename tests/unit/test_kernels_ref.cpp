@@ -65,27 +65,27 @@ TEST(Rounding, MatchesNearbyintForHalfEvenOnManyValues) {
 TEST(QuantizeValue, SaturatesAndHandlesNonFinite) {
   const AffineParams p{0.5f, 3, 0.0f};
   const CodeRange r{-7, 7};
-  EXPECT_EQ(quantize_value(1.0f, p, r, Rounding::half_even), 5);
-  EXPECT_EQ(quantize_value(100.0f, p, r, Rounding::half_even), 7);
-  EXPECT_EQ(quantize_value(-100.0f, p, r, Rounding::half_even), -7);
-  EXPECT_EQ(quantize_value(FLT_MAX, p, r, Rounding::half_even), 7);
-  EXPECT_EQ(quantize_value(-FLT_MAX, p, r, Rounding::half_even), -7);
-  EXPECT_EQ(quantize_value(INFINITY, p, r, Rounding::half_even), 7);
-  EXPECT_EQ(quantize_value(-INFINITY, p, r, Rounding::half_even), -7);
-  EXPECT_EQ(quantize_value(NAN, p, r, Rounding::half_even), 3);  // NaN -> the zero point's code
-  EXPECT_EQ(quantize_value(-0.0f, p, r, Rounding::half_even), 3);
-  EXPECT_EQ(quantize_value(1e-45f, p, r, Rounding::half_even), 3);  // subnormal
+  EXPECT_EQ(quantize_value(1.0f, p, {r}), 5);
+  EXPECT_EQ(quantize_value(100.0f, p, {r}), 7);
+  EXPECT_EQ(quantize_value(-100.0f, p, {r}), -7);
+  EXPECT_EQ(quantize_value(FLT_MAX, p, {r}), 7);
+  EXPECT_EQ(quantize_value(-FLT_MAX, p, {r}), -7);
+  EXPECT_EQ(quantize_value(INFINITY, p, {r}), 7);
+  EXPECT_EQ(quantize_value(-INFINITY, p, {r}), -7);
+  EXPECT_EQ(quantize_value(NAN, p, {r}), 3);  // NaN -> the zero point's code
+  EXPECT_EQ(quantize_value(-0.0f, p, {r}), 3);
+  EXPECT_EQ(quantize_value(1e-45f, p, {r}), 3);  // subnormal
   // A zero point outside the code range still yields codes inside it.
-  EXPECT_EQ(quantize_value(NAN, AffineParams{1.0f, 9, 0.0f}, r, Rounding::half_even), 7);
+  EXPECT_EQ(quantize_value(NAN, AffineParams{1.0f, 9, 0.0f}, {r}), 7);
 }
 
 TEST(QuantizeValue, FloatOffsetSubtractsBeforeDividing) {
   const AffineParams p{0.25f, 0, 1.0f};  // x = q * 0.25 + 1
   const CodeRange r{0, 15};
-  EXPECT_EQ(quantize_value(1.0f, p, r, Rounding::half_even), 0);
-  EXPECT_EQ(quantize_value(1.5f, p, r, Rounding::half_even), 2);
-  EXPECT_EQ(quantize_value(0.0f, p, r, Rounding::half_even), 0);
-  EXPECT_EQ(quantize_value(4.75f, p, r, Rounding::half_even), 15);
+  EXPECT_EQ(quantize_value(1.0f, p, {r}), 0);
+  EXPECT_EQ(quantize_value(1.5f, p, {r}), 2);
+  EXPECT_EQ(quantize_value(0.0f, p, {r}), 0);
+  EXPECT_EQ(quantize_value(4.75f, p, {r}), 15);
   EXPECT_EQ(dequantize_value(2, p), 1.5f);
   EXPECT_EQ(dequantize_value(15, p), 4.75f);
 }
@@ -106,15 +106,15 @@ TEST(SpanKernels, QuantizeEveryCodeTypeAgreesWithTheFormula) {
   std::vector<std::uint8_t> u8(x.size());
   std::vector<std::int16_t> s16(x.size());
   std::vector<std::uint16_t> u16(x.size());
-  f32_qs8_quantize_ref(x, p, r8, Rounding::half_even, s8);
-  f32_qu8_quantize_ref(x, p, ru8, Rounding::half_even, u8);
-  f32_qs16_quantize_ref(x, p, r16, Rounding::half_even, s16);
-  f32_qu16_quantize_ref(x, p, ru16, Rounding::half_even, u16);
+  f32_qs8_quantize_ref(x, p, {r8}, s8);
+  f32_qu8_quantize_ref(x, p, {ru8}, u8);
+  f32_qs16_quantize_ref(x, p, {r16}, s16);
+  f32_qu16_quantize_ref(x, p, {ru16}, u16);
   for (std::size_t i = 0; i < x.size(); ++i) {
-    EXPECT_EQ(s8[i], quantize_value(x[i], p, r8, Rounding::half_even)) << i;
-    EXPECT_EQ(u8[i], quantize_value(x[i], p, ru8, Rounding::half_even)) << i;
-    EXPECT_EQ(s16[i], quantize_value(x[i], p, r16, Rounding::half_even)) << i;
-    EXPECT_EQ(u16[i], quantize_value(x[i], p, ru16, Rounding::half_even)) << i;
+    EXPECT_EQ(s8[i], quantize_value(x[i], p, {r8})) << i;
+    EXPECT_EQ(u8[i], quantize_value(x[i], p, {ru8})) << i;
+    EXPECT_EQ(s16[i], quantize_value(x[i], p, {r16})) << i;
+    EXPECT_EQ(u16[i], quantize_value(x[i], p, {ru16})) << i;
   }
   EXPECT_EQ(s8[0], -128);
   EXPECT_EQ(s8[1], -3);  // -2.5 / 0.5 = -5, plus the zero point 2

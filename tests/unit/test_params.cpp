@@ -13,7 +13,7 @@ namespace zp {
 namespace {
 
 std::int32_t q(float x, const AffineParams& p, const Scheme& s) {
-  return kernels::quantize_value(x, p, {s.qmin(), s.qmax()}, s.rounding);
+  return kernels::quantize_value(x, p, kernels::quantize_spec(s));
 }
 
 TEST(Params, SeedSymmetricExample) {
@@ -41,6 +41,16 @@ TEST(Params, PyTorchFullRangeSymmetric) {
   EXPECT_EQ(q(-10.0f, p, s), -127);
   EXPECT_EQ(q(10.0f, p, s), 127);
   EXPECT_EQ(q(-10.0001f, p, s), -128);  // the full range reaches -128
+}
+
+TEST(Params, ReciprocalQuotientReproducesPyTorchFbgemm) {
+  // fbgemm's own example: x * (1/scale) is exactly 127.5 (ties to even 128), while x / scale is
+  // 127.499992 (127). ONNX divides; PyTorch and ggml multiply by the reciprocal.
+  const AffineParams p{0.00214854861f, 0, 0.0f};
+  const float x = 0.273939937f;
+  EXPECT_EQ(q(x, p, Scheme::parse("int8:full:recip")), 127);  // 128 saturates to qmax 127
+  EXPECT_EQ(q(x, p, Scheme::parse("int16:recip")), 128);
+  EXPECT_EQ(q(x, p, Scheme::parse("int16")), 127);
 }
 
 TEST(Params, PyTorchSymmetricQuint8CentresOn128) {
@@ -117,16 +127,18 @@ TEST(Params, SymmetricUsesTheLargerMagnitude) {
 }
 
 TEST(Params, DegenerateRangesUseScaleOneZeroPointZero) {
-  for (const char* text : {"int8", "uint8:asym", "int8:asym", "int8:full", "int4:block=32", "uint8:sym"}) {
+  for (const char* text : {"int8", "uint8:asym", "int8:asym", "int8:full", "int4:block=32", "uint8:sym", "uint4:sym"}) {
     const Scheme s = Scheme::parse(text);
+    // Symmetric unsigned codes keep their fixed centre; everything else gets zero point 0.
+    const std::int32_t expected_zp = s.symmetric ? s.symmetric_zero_point() : 0;
     const AffineParams zero = choose_params(0.0f, 0.0f, s);
     EXPECT_EQ(zero.scale, 1.0f) << text;
-    EXPECT_EQ(zero.zero_point, 0) << text;
-    EXPECT_TRUE(std::isfinite(zero.scale));
+    EXPECT_EQ(zero.zero_point, expected_zp) << text;
+    EXPECT_EQ(kernels::dequantize_value(q(0.0f, zero, s), zero), 0.0f) << text;
     // A range so small its float scale underflows follows the same rule.
     const AffineParams tiny = choose_params(0.0f, 1e-40f, s);
     EXPECT_EQ(tiny.scale, 1.0f) << text;
-    EXPECT_EQ(tiny.zero_point, 0) << text;
+    EXPECT_EQ(tiny.zero_point, expected_zp) << text;
   }
 }
 

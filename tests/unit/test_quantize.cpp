@@ -65,7 +65,7 @@ TEST(QuantizeProperties, CodesInRangeAndErrorWithinHalfAScale) {
       ASSERT_GE(c, s.qmin());
       ASSERT_LE(c, s.qmax());
       // Every element used its own group's parameters.
-      ASSERT_EQ(c, kernels::quantize_value(xv[i], ap, {s.qmin(), s.qmax()}, s.rounding)) << i;
+      ASSERT_EQ(c, kernels::quantize_value(xv[i], ap, kernels::quantize_spec(s))) << i;
       ASSERT_EQ(std::bit_cast<std::uint32_t>(fv[i]), std::bit_cast<std::uint32_t>(yv[i])) << i;
       // Inside the representable range the error is at most half a step (plus float rounding
       // in the division and the dequantization).

@@ -72,7 +72,7 @@ TEST(Scheme, CanonicalTextRoundTrips) {
   for (const char* text :
        {"int8", "uint8:asym", "int8:channel=0", "int4:block=32", "uint4:block=128:asym", "int8:full",
         "int8:asym:narrow", "uint8:sym", "int4:block=16:axis=0", "int2:channel=-1:round=away",
-        "uint4:block=32:asym:zp=float", "int16:round=up", "uint16:asym", "int3:asym", "int5:channel=2:full"}) {
+        "uint4:block=32:asym:zp=float", "int8:full:recip", "int16:round=up", "uint16:asym", "int3:asym", "int5:channel=2:full"}) {
     const Scheme s = Scheme::parse(text);
     EXPECT_EQ(s.str(), text);
     EXPECT_EQ(Scheme::parse(s.str()), s) << text;
@@ -94,6 +94,7 @@ TEST(Scheme, EveryValidCombinationRoundTrips) {
         for (bool narrow : {true, false}) {
           for (auto zpk : {ZeroPointKind::integer, ZeroPointKind::float_offset}) {
             for (auto r : {Rounding::half_even, Rounding::half_away, Rounding::half_up}) {
+             for (bool recip : {false, true}) {
               for (int g = 0; g < 3; ++g) {
                 Scheme s;
                 s.bits = bits;
@@ -102,6 +103,7 @@ TEST(Scheme, EveryValidCombinationRoundTrips) {
                 s.narrow = narrow;
                 s.zero_point = zpk;
                 s.rounding = r;
+                s.reciprocal = recip;
                 s.granularity = static_cast<Granularity>(g);
                 s.axis = g == 0 ? 0 : (g == 1 ? 1 : -1);
                 s.block = g == 2 ? 64 : 0;
@@ -113,13 +115,14 @@ TEST(Scheme, EveryValidCombinationRoundTrips) {
                 EXPECT_EQ(Scheme::parse(s.str()), s) << s.str();
                 ++checked;
               }
+             }
             }
           }
         }
       }
     }
   }
-  EXPECT_GT(checked, 500);
+  EXPECT_GT(checked, 1000);
 }
 
 void expect_parse_error(const char* text, const char* fragment) {
