@@ -108,6 +108,9 @@ struct MinMax {
 };
 MinMax f32_minmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept;
 
+/// max |x| (0 for an empty input). With skip_nonfinite, NaN and +-inf are left out.
+float f32_absmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept;
+
 /// Index of the first NaN or infinity in x, or x.size() if there is none.
 std::size_t f32_find_nonfinite_ref(std::span<const float> x) noexcept;
 

@@ -14,15 +14,22 @@
 namespace zp {
 
 std::int64_t checked_numel(const Shape& shape) {
-  std::int64_t n = 1;
+  // The product of the non-zero dimensions must fit too: strides are built from it, and a
+  // shape like [0, 2^32, 2^32] holds no elements yet would overflow them.
+  std::int64_t nonzero = 1;
+  bool empty = false;
   for (std::int64_t d : shape) {
     if (d < 0) throw Error(fmt::format("shape {} has a negative dimension", shape_str(shape)));
-    if (d != 0 && n > std::numeric_limits<std::int64_t>::max() / d) {
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (nonzero > std::numeric_limits<std::int64_t>::max() / d) {
       throw Error(fmt::format("shape {} has more elements than fit in 64 bits", shape_str(shape)));
     }
-    n *= d;
+    nonzero *= d;
   }
-  return n;
+  return empty ? 0 : nonzero;
 }
 
 std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }

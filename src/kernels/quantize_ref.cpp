@@ -60,6 +60,16 @@ MinMax f32_minmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept {
   return m;
 }
 
+float f32_absmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept {
+  float m = 0.0f;
+  for (float v : x) {
+    if (skip_nonfinite && !std::isfinite(v)) continue;
+    const float a = std::fabs(v);
+    if (a > m || a != a) m = a;  // a NaN, when not skipped, is the answer (and stays)
+  }
+  return m;
+}
+
 std::size_t f32_find_nonfinite_ref(std::span<const float> x) noexcept {
   for (std::size_t i = 0; i < x.size(); ++i) {
     if (!std::isfinite(x[i])) return i;

@@ -148,6 +148,24 @@ TEST(MinMax, SkipsNonFiniteOnlyWhenAsked) {
   EXPECT_GT(empty.min, empty.max);
 }
 
+TEST(AbsMax, LargestMagnitudeOfEitherSign) {
+  const std::vector<float> x{0.5f, -3.0f, 2.0f, -0.0f};
+  EXPECT_EQ(f32_absmax_ref(x, false), 3.0f);
+  EXPECT_EQ(f32_absmax_ref({}, false), 0.0f);
+  const std::vector<float> with_nan{1.0f, NAN, -2.0f, -INFINITY};
+  EXPECT_EQ(f32_absmax_ref(with_nan, true), 2.0f);
+  EXPECT_TRUE(std::isnan(f32_absmax_ref(with_nan, false)));
+  // For any input, absmax equals max(|min|, |max|), the amax of symmetric schemes.
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist(0.0f, 3.0f);
+  for (int len = 1; len < 40; ++len) {
+    std::vector<float> v(static_cast<std::size_t>(len));
+    for (float& e : v) e = dist(rng);
+    const MinMax mm = f32_minmax_ref(v, false);
+    EXPECT_EQ(f32_absmax_ref(v, false), std::max(-mm.min, mm.max)) << len;
+  }
+}
+
 TEST(Pack, NibblesLowFirstAsOnnx) {
   // ONNX int4: element 0 in the low nibble. -1 -> 0xF, 7 -> 0x7.
   const std::vector<std::uint8_t> codes{static_cast<std::uint8_t>(-1), 7, 2, static_cast<std::uint8_t>(-8), 5};

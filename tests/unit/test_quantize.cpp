@@ -244,6 +244,15 @@ TEST(UnpackCodes, RefusesDataOfTheWrongLength) {
   EXPECT_THROW(unpack_codes(q), Error);
 }
 
+TEST(Shape, OverflowIsCaughtEvenWhenEmpty) {
+  EXPECT_EQ(checked_numel({0, 5}), 0);
+  EXPECT_EQ(checked_numel({}), 1);
+  EXPECT_THROW(checked_numel({1LL << 32, 1LL << 32}), Error);
+  EXPECT_THROW(checked_numel({0, 1LL << 32, 1LL << 32}), Error);  // strides would overflow
+  EXPECT_THROW(checked_numel({3, -1}), Error);
+  EXPECT_THROW(TensorView(nullptr, DType::f32, {0, 1LL << 32, 1LL << 32}), Error);
+}
+
 TEST(Metrics, KnownValues) {
   const Tensor a = tensor_of({4}, {1, 2, 3, 4});
   const Tensor b = tensor_of({4}, {1, 2, 3, 5});
