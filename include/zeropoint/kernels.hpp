@@ -5,6 +5,7 @@
 // the function here that computes it.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -19,19 +20,18 @@ namespace zp::kernels {
 inline float round_to_integer(float v, Rounding mode) noexcept {
   // From 2^23 on every float is an integer; the test is also false for NaN.
   if (!(std::fabs(v) < 8388608.0f)) return v;
-  // Truncation through int32 (exact below 2^23) is one instruction; std::trunc is a libm call
-  // on baseline x86-64.
-  const float t = static_cast<float>(static_cast<std::int32_t>(v));
-  const float frac = std::fabs(v - t);  // exact: t and v are within a factor of two (Sterbenz)
-  const float away = t + std::copysign(1.0f, v);
-  // Ties are rare, so only their test is a branch; the common case is a select.
-  if (frac != 0.5f) return frac > 0.5f ? away : t;
-  switch (mode) {
-    case Rounding::half_even: return (static_cast<std::int32_t>(t) & 1) == 0 ? t : away;
-    case Rounding::half_away: return away;
-    case Rounding::half_up: return v > 0.0f ? away : t;
+  // Integer arithmetic on purpose: written with float selects, GCC turns the common case into
+  // an unpredictable branch and the loop runs four times slower on random data.
+  const auto truncated = static_cast<std::int32_t>(v);  // exact below 2^23
+  const float frac = std::fabs(v - static_cast<float>(truncated));  // exact (Sterbenz)
+  const std::int32_t toward_v = v < 0.0f ? -1 : 1;
+  if (frac != 0.5f) return static_cast<float>(truncated + toward_v * static_cast<std::int32_t>(frac > 0.5f));
+  switch (mode) {  // an exact tie: rare, so a branch costs nothing
+    case Rounding::half_even: return static_cast<float>(truncated + toward_v * (truncated & 1));
+    case Rounding::half_away: return static_cast<float>(truncated + toward_v);
+    case Rounding::half_up: return static_cast<float>(truncated + static_cast<std::int32_t>(v > 0.0f));
   }
-  return t;
+  return static_cast<float>(truncated);
 }
 
 struct CodeRange {
@@ -65,9 +65,8 @@ inline std::int32_t quantize_value(float x, const AffineParams& p, const Quantiz
   } else {
     q = round_to_integer(v, mode) + static_cast<float>(p.zero_point);
   }
-  // Clamp in float: the rounded value may be far outside int32.
-  if (q < static_cast<float>(r.qmin)) return r.qmin;
-  if (q > static_cast<float>(r.qmax)) return r.qmax;
+  // Clamp in float: the rounded value may be far outside int32. q is not NaN here.
+  q = std::min(std::max(q, static_cast<float>(r.qmin)), static_cast<float>(r.qmax));
   return static_cast<std::int32_t>(q);
 }
 

@@ -8,13 +8,18 @@ namespace zp::kernels {
 namespace {
 
 template <class Code>
-void quantize_span(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
+void quantize_span(std::span<const float> x, const AffineParams& params, const QuantizeSpec& quantize_spec,
                    std::span<Code> q) noexcept {
+  // Local copies: int8 stores may alias anything, which would otherwise force the compiler to
+  // reload the parameters for every element.
+  const AffineParams p = params;
+  const QuantizeSpec spec = quantize_spec;
   for (std::size_t i = 0; i < x.size(); ++i) q[i] = static_cast<Code>(quantize_value(x[i], p, spec));
 }
 
 template <class Code>
-void dequantize_span(std::span<const Code> q, const AffineParams& p, std::span<float> x) noexcept {
+void dequantize_span(std::span<const Code> q, const AffineParams& params, std::span<float> x) noexcept {
+  const AffineParams p = params;
   for (std::size_t i = 0; i < q.size(); ++i) x[i] = dequantize_value(q[i], p);
 }
 
