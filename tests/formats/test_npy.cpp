@@ -2,6 +2,8 @@
 // tests/data/make_npy_golden.py), and one crafted corrupt file per way a file can lie.
 #include <gtest/gtest.h>
 
+#include "formats/tensor_test_util.hpp"
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -23,6 +25,8 @@ using zp::DType;
 using zp::Shape;
 using zp::Tensor;
 using zp::TensorView;
+using zp::testing::expect_same;
+using zp::testing::patterned;
 
 const fs::path kGolden = fs::path(ZP_TEST_DATA_DIR) / "npy";
 
@@ -74,20 +78,6 @@ std::vector<DType> writable_dtypes() {
     if (static_cast<DType>(d) != DType::bf16) out.push_back(static_cast<DType>(d));
   }
   return out;
-}
-
-Tensor patterned(DType dtype, const Shape& shape) {
-  Tensor t(dtype, shape);
-  auto bytes = t.bytes();
-  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::byte>((i * 37 + 11) & 0xFF);
-  return t;
-}
-
-void expect_same(const Tensor& actual, const Tensor& expected) {
-  EXPECT_EQ(actual.dtype(), expected.dtype());
-  EXPECT_EQ(actual.shape(), expected.shape());
-  ASSERT_EQ(actual.nbytes(), expected.nbytes());
-  EXPECT_EQ(std::memcmp(actual.data(), expected.data(), actual.nbytes()), 0);
 }
 
 // The values make_npy_golden.py stores at flat index i of n.

@@ -1,6 +1,8 @@
 // .npz archives: round trips, the writer's atomicity, numpy's own archives (tests/data/npy) and
 // crafted corrupt archives, each of which must be refused with the archive and entry named.
 #include <gtest/gtest.h>
+
+#include "formats/tensor_test_util.hpp"
 #include <zip.h>
 
 #include <cstdio>
@@ -25,6 +27,8 @@ using zp::DType;
 using zp::Shape;
 using zp::Tensor;
 using zp::TensorView;
+using zp::testing::expect_same;
+using zp::testing::patterned;
 using Bytes = std::vector<std::byte>;
 
 const fs::path kGolden = fs::path(ZP_TEST_DATA_DIR) / "npy";
@@ -33,21 +37,6 @@ constexpr std::string_view kText = "h\u00e9llo w\u00f6rld \u2713 \U0001d11e";
 Bytes bytes_of(std::string_view s) {
   const auto* p = reinterpret_cast<const std::byte*>(s.data());
   return {p, p + s.size()};
-}
-
-Tensor patterned(DType dtype, const Shape& shape, int seed = 0) {
-  Tensor t(dtype, shape);
-  auto bytes = t.bytes();
-  for (std::size_t i = 0; i < bytes.size(); ++i)
-    bytes[i] = static_cast<std::byte>((i * 37 + 11 + seed) & 0xFF);
-  return t;
-}
-
-void expect_same(const Tensor& actual, const Tensor& expected) {
-  EXPECT_EQ(actual.dtype(), expected.dtype());
-  EXPECT_EQ(actual.shape(), expected.shape());
-  ASSERT_EQ(actual.nbytes(), expected.nbytes());
-  EXPECT_EQ(std::memcmp(actual.data(), expected.data(), actual.nbytes()), 0);
 }
 
 class TempDir {

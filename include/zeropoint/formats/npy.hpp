@@ -132,6 +132,10 @@ class Writer {
 
  private:
   struct Impl;
+  // Serializes one entry, naming the archive and the entry if that fails, then stores it.
+  template <class Serialize>
+  void add_entry(std::string_view name, Serialize&& serialize);
+
   std::unique_ptr<Impl> impl_;
 };
 

@@ -338,6 +338,18 @@ struct Writer::Impl {
   }
 };
 
+template <class Serialize>
+void Writer::add_entry(std::string_view name, Serialize&& serialize) {
+  impl_->check_open();
+  std::vector<std::byte> bytes;
+  try {
+    bytes = serialize();
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}, array {}: {}", impl_->target.string(), quote_name(name), e.what()));
+  }
+  impl_->add(name, std::move(bytes));
+}
+
 Writer::Writer(std::filesystem::path target) : impl_(std::make_unique<Impl>()) {
   impl_->target = std::move(target);
   impl_->file.emplace(impl_->target);
@@ -348,25 +360,11 @@ Writer::Writer(Writer&&) noexcept = default;
 Writer& Writer::operator=(Writer&&) noexcept = default;
 
 void Writer::add(std::string_view name, const TensorView& tensor) {
-  impl_->check_open();
-  std::vector<std::byte> bytes;
-  try {
-    bytes = npy::serialize(tensor);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}, array {}: {}", impl_->target.string(), quote_name(name), e.what()));
-  }
-  impl_->add(name, std::move(bytes));
+  add_entry(name, [&] { return npy::serialize(tensor); });
 }
 
 void Writer::add_text(std::string_view name, std::string_view utf8) {
-  impl_->check_open();
-  std::vector<std::byte> bytes;
-  try {
-    bytes = npy::serialize_text(utf8);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}, array {}: {}", impl_->target.string(), quote_name(name), e.what()));
-  }
-  impl_->add(name, std::move(bytes));
+  add_entry(name, [&] { return npy::serialize_text(utf8); });
 }
 
 void Writer::commit() {
