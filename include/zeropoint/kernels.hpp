@@ -9,6 +9,9 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "zeropoint/params.hpp"
 #include "zeropoint/scheme.hpp"
@@ -100,7 +103,8 @@ void qs16_f32_dequantize_ref(std::span<const std::int16_t> q, const AffineParams
 void qu16_f32_dequantize_ref(std::span<const std::uint16_t> q, const AffineParams& p, std::span<float> x) noexcept;
 
 /// Min and max of x. With skip_nonfinite, NaN and +-inf are left out; otherwise the caller has
-/// checked there are none. An input with no (finite) value gives {+inf, -inf}.
+/// checked there are none. An input with no (finite) value gives {+inf, -inf}; a zero extreme
+/// is always +0.0.
 struct MinMax {
   float min;
   float max;
@@ -121,5 +125,45 @@ void pack_ref(std::span<const std::uint8_t> codes, int container_bits, std::span
 /// fields are sign-extended (two's complement), otherwise zero-extended.
 void unpack_ref(std::span<const std::uint8_t> packed, int container_bits, bool is_signed,
                 std::span<std::uint8_t> codes) noexcept;
+
+// --- SIMD kernels ---------------------------------------------------------------------------
+// The same contracts as the references above, bit for bit, compiled for every instruction set
+// Highway targets (AVX-512, AVX2, SSE4, ... ; NEON on ARM) and chosen at run time for the CPU.
+// f16 / bf16 inputs are raw 16-bit patterns, widened exactly inside the kernel (no extra pass).
+// Preconditions (checked in debug builds by the callers in the library): q and x do not overlap.
+
+void f32_qs8_quantize(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::int8_t> q) noexcept;
+void f32_qu8_quantize(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::uint8_t> q) noexcept;
+void f32_qs16_quantize(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::int16_t> q) noexcept;
+void f32_qu16_quantize(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::uint16_t> q) noexcept;
+void f16_qs8_quantize(std::span<const std::uint16_t> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::int8_t> q) noexcept;
+void f16_qu8_quantize(std::span<const std::uint16_t> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::uint8_t> q) noexcept;
+void f16_qs16_quantize(std::span<const std::uint16_t> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::int16_t> q) noexcept;
+void f16_qu16_quantize(std::span<const std::uint16_t> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::uint16_t> q) noexcept;
+void bf16_qs8_quantize(std::span<const std::uint16_t> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::int8_t> q) noexcept;
+void bf16_qu8_quantize(std::span<const std::uint16_t> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::uint8_t> q) noexcept;
+void bf16_qs16_quantize(std::span<const std::uint16_t> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::int16_t> q) noexcept;
+void bf16_qu16_quantize(std::span<const std::uint16_t> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::uint16_t> q) noexcept;
+
+void qs8_f32_dequantize(std::span<const std::int8_t> q, const AffineParams& p, std::span<float> x) noexcept;
+void qu8_f32_dequantize(std::span<const std::uint8_t> q, const AffineParams& p, std::span<float> x) noexcept;
+void qs16_f32_dequantize(std::span<const std::int16_t> q, const AffineParams& p, std::span<float> x) noexcept;
+void qu16_f32_dequantize(std::span<const std::uint16_t> q, const AffineParams& p, std::span<float> x) noexcept;
+
+MinMax f32_minmax(std::span<const float> x, bool skip_nonfinite) noexcept;
+float f32_absmax(std::span<const float> x, bool skip_nonfinite) noexcept;
+std::size_t f32_find_nonfinite(std::span<const float> x) noexcept;
+
+/// Instruction sets this binary contains and this CPU runs, best first ("AVX3", "AVX2", "SSE4",
+/// "EMU128", ...).
+std::vector<std::string> available_targets();
+
+/// Makes every SIMD kernel use `name` (one of available_targets()), or the best again for "".
+/// The environment variable ZEROPOINT_TARGET does the same at start-up. Throws zp::Error for a
+/// name that is not available. Not thread-safe: call it before kernels run.
+void force_target(std::string_view name);
+
+/// The instruction set the SIMD kernels use now.
+std::string current_target();
 
 }  // namespace zp::kernels

@@ -62,6 +62,10 @@ MinMax f32_minmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept {
     if (v < m.min) m.min = v;
     if (v > m.max) m.max = v;
   }
+  // A zero extreme is +0.0 whichever zero came first, so vector kernels (which combine lanes in
+  // another order) can return the same bits.
+  if (m.min == 0.0f) m.min = 0.0f;
+  if (m.max == 0.0f) m.max = 0.0f;
   return m;
 }
 

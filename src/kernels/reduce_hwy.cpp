@@ -1,0 +1,129 @@
+// SIMD range observation: min/max, absmax and the first non-finite value. Bit-identical to the
+// references in quantize_ref.cpp (a min or max of zero is returned as +0.0 by both, so the sign of
+// a zero never depends on the order lanes were combined in).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/reduce_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <cmath>
+#include <limits>
+
+#include "zeropoint/kernels.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace zp::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+MinMax MinMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const auto pos_inf = hn::Set(d, std::numeric_limits<float>::infinity());
+  const auto neg_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
+  // Two accumulators per side hide the latency of min/max.
+  auto lo0 = pos_inf, lo1 = pos_inf, hi0 = neg_inf, hi1 = neg_inf;
+  size_t i = 0;
+  if (skip_nonfinite) {
+    for (; i + 2 * N <= n; i += 2 * N) {
+      const auto a = hn::LoadU(d, x + i);
+      const auto b = hn::LoadU(d, x + i + N);
+      const auto fa = hn::IsFinite(a), fb = hn::IsFinite(b);
+      lo0 = hn::Min(lo0, hn::IfThenElse(fa, a, pos_inf));
+      hi0 = hn::Max(hi0, hn::IfThenElse(fa, a, neg_inf));
+      lo1 = hn::Min(lo1, hn::IfThenElse(fb, b, pos_inf));
+      hi1 = hn::Max(hi1, hn::IfThenElse(fb, b, neg_inf));
+    }
+  } else {
+    for (; i + 2 * N <= n; i += 2 * N) {
+      const auto a = hn::LoadU(d, x + i);
+      const auto b = hn::LoadU(d, x + i + N);
+      lo0 = hn::Min(lo0, a);
+      hi0 = hn::Max(hi0, a);
+      lo1 = hn::Min(lo1, b);
+      hi1 = hn::Max(hi1, b);
+    }
+  }
+  MinMax m{hn::GetLane(hn::MinOfLanes(d, hn::Min(lo0, lo1))), hn::GetLane(hn::MaxOfLanes(d, hn::Max(hi0, hi1)))};
+  for (; i < n; ++i) {
+    const float v = x[i];
+    if (skip_nonfinite && !std::isfinite(v)) continue;
+    if (v < m.min) m.min = v;
+    if (v > m.max) m.max = v;
+  }
+  if (m.min == 0.0f) m.min = 0.0f;
+  if (m.max == 0.0f) m.max = 0.0f;
+  return m;
+}
+
+float AbsMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  auto m0 = hn::Zero(d), m1 = hn::Zero(d);
+  auto nan_seen = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    auto a = hn::Abs(hn::LoadU(d, x + i));
+    auto b = hn::Abs(hn::LoadU(d, x + i + N));
+    if (skip_nonfinite) {
+      a = hn::IfThenElseZero(hn::IsFinite(a), a);
+      b = hn::IfThenElseZero(hn::IsFinite(b), b);
+    } else {
+      // Max drops NaN on some targets; remember it separately, as the reference returns NaN.
+      nan_seen = hn::Or(nan_seen, hn::VecFromMask(d, hn::Or(hn::IsNaN(a), hn::IsNaN(b))));
+    }
+    m0 = hn::Max(m0, a);
+    m1 = hn::Max(m1, b);
+  }
+  float m = hn::GetLane(hn::MaxOfLanes(d, hn::Max(m0, m1)));
+  if (!hn::AllTrue(d, hn::Eq(nan_seen, hn::Zero(d)))) return std::numeric_limits<float>::quiet_NaN();
+  for (; i < n; ++i) {
+    if (skip_nonfinite && !std::isfinite(x[i])) continue;
+    const float a = std::fabs(x[i]);
+    if (a > m || a != a) m = a;
+    if (m != m) return m;
+  }
+  return m;
+}
+
+size_t FindNonFiniteF32(const float* HWY_RESTRICT x, size_t n) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    if (!hn::AllTrue(d, hn::IsFinite(hn::LoadU(d, x + i)))) break;  // the scalar loop finds which
+  }
+  for (; i < n; ++i) {
+    if (!std::isfinite(x[i])) return i;
+  }
+  return n;
+}
+
+}  // namespace zp::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include "kernels/dispatch.hpp"
+
+namespace zp::kernels {
+
+HWY_EXPORT(MinMaxF32);
+HWY_EXPORT(AbsMaxF32);
+HWY_EXPORT(FindNonFiniteF32);
+
+MinMax f32_minmax(std::span<const float> x, bool skip_nonfinite) noexcept {
+  detail::configure_dispatch_once();
+  return HWY_DYNAMIC_DISPATCH(MinMaxF32)(x.data(), x.size(), skip_nonfinite);
+}
+
+float f32_absmax(std::span<const float> x, bool skip_nonfinite) noexcept {
+  detail::configure_dispatch_once();
+  return HWY_DYNAMIC_DISPATCH(AbsMaxF32)(x.data(), x.size(), skip_nonfinite);
+}
+
+std::size_t f32_find_nonfinite(std::span<const float> x) noexcept {
+  detail::configure_dispatch_once();
+  return HWY_DYNAMIC_DISPATCH(FindNonFiniteF32)(x.data(), x.size());
+}
+
+}  // namespace zp::kernels
+#endif  // HWY_ONCE

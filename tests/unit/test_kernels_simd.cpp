@@ -1,0 +1,241 @@
+// Tier two of two: every SIMD kernel equals its scalar reference bit for bit, on every
+// instruction set this CPU has (the others are skipped visibly), on random data and on the edges
+// SIMD gets wrong: ties of both signs, saturation, -0.0, subnormals, NaN/Inf, every length from 0
+// to three vectors and beyond, unaligned pointers.
+#include <algorithm>
+#include <bit>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/convert_ref.hpp"
+#include "zeropoint/error.hpp"
+#include "zeropoint/kernels.hpp"
+
+namespace zp::kernels {
+namespace {
+
+// Every target Highway can build for on x86 and ARM; those this CPU lacks are skipped.
+const std::vector<std::string> kAllTargets{"AVX3_DL", "AVX3", "AVX2", "SSE4", "SSSE3", "NEON", "SVE", "EMU128", "SCALAR"};
+
+class SimdKernels : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    const auto available = available_targets();
+    if (std::find(available.begin(), available.end(), GetParam()) == available.end()) {
+      GTEST_SKIP() << GetParam() << " is not available on this CPU or not built";
+    }
+    force_target(GetParam());
+    ASSERT_EQ(current_target(), GetParam());
+  }
+  void TearDown() override { force_target(""); }
+};
+
+// Values that stress every step: ties, saturation, signed zeros, subnormals, non-finite.
+std::vector<float> edge_values(float scale, std::uint32_t seed, std::size_t n) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 40.0f);
+  std::uniform_int_distribution<int> pick(0, 15);
+  std::uniform_int_distribution<int> k(-300, 300);
+  std::vector<float> v(n);
+  for (float& x : v) {
+    switch (pick(rng)) {
+      case 0: x = (static_cast<float>(k(rng)) + 0.5f) * scale; break;  // an exact tie
+      case 1: x = -0.0f; break;
+      case 2: x = std::numeric_limits<float>::denorm_min() * static_cast<float>(k(rng)); break;
+      case 3: x = std::numeric_limits<float>::quiet_NaN(); break;
+      case 4: x = k(rng) > 0 ? INFINITY : -INFINITY; break;
+      case 5: x = static_cast<float>(k(rng)) * 1e30f; break;  // saturates
+      case 6: x = 8388608.5f * scale * (k(rng) > 0 ? 1.0f : -1.0f); break;  // quotient near 2^23
+      default: x = normal(rng) * scale; break;
+    }
+  }
+  return v;
+}
+
+struct Case {
+  AffineParams params;
+  int qmin, qmax;
+};
+
+template <class Code, class Simd, class Ref>
+void check_quantize(const std::vector<float>& x, const Case& c, Simd simd, Ref ref, const char* what) {
+  for (auto rounding : {Rounding::half_even, Rounding::half_away, Rounding::half_up}) {
+    for (auto quotient : {Quotient::divide, Quotient::reciprocal}) {
+      // The code range must fit the code type (the kernels' contract): intersect the case's.
+      const int qmin = std::max<int>(c.qmin, std::numeric_limits<Code>::min());
+      const int qmax = std::min<int>(c.qmax, std::numeric_limits<Code>::max());
+      const QuantizeSpec spec{{qmin, qmax}, rounding, quotient};
+      // Every length up to 3 vectors of the widest target and a few more, at offsets 0..3 so the
+      // loads are unaligned.
+      for (std::size_t offset = 0; offset < 4; ++offset) {
+        for (std::size_t n = 0; n + offset <= x.size() && n <= 100; n += (n < 50 ? 1 : 13)) {
+          const std::span<const float> in(x.data() + offset, n);
+          std::vector<Code> expected(n + 1, Code{42}), actual(n + 1, Code{42});
+          ref(in, c.params, spec, std::span<Code>(expected.data(), n));
+          simd(in, c.params, spec, std::span<Code>(actual.data(), n));
+          ASSERT_EQ(actual, expected) << what << " n=" << n << " offset=" << offset << " rounding="
+                                      << static_cast<int>(rounding) << " quotient=" << static_cast<int>(quotient);
+        }
+      }
+    }
+  }
+}
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> c{
+      {{0.5f, 0, 0.0f}, -127, 127},    {{0.25f, 3, 0.0f}, -128, 127},   {{0.0787401571f, 0, 0.0f}, -127, 127},
+      {{1.0196079f, 0, 0.0f}, 0, 255}, {{0.1f, -40, 0.0f}, -128, 127},  {{0.98039216f, 0, 10.0f}, 0, 255},
+      {{0.5f, 0, -3.25f}, -8, 7},      {{0.01f, 100, 0.0f}, -32768, 32767}, {{1e-3f, 32768, 0.0f}, 0, 65535},
+      {{0.5f, 0, 0.0f}, -7, 7},        {{3e-39f, 0, 0.0f}, -127, 127}};  // a subnormal-sized scale
+  return c;
+}
+
+TEST_P(SimdKernels, QuantizeF32MatchesReference) {
+  std::uint32_t seed = 1;
+  for (const Case& c : cases()) {
+    const auto x = edge_values(c.params.scale, seed++, 104);
+    check_quantize<std::int8_t>(x, c, f32_qs8_quantize, f32_qs8_quantize_ref, "f32_qs8");
+    check_quantize<std::uint8_t>(x, c, f32_qu8_quantize, f32_qu8_quantize_ref, "f32_qu8");
+    check_quantize<std::int16_t>(x, c, f32_qs16_quantize, f32_qs16_quantize_ref, "f32_qs16");
+    check_quantize<std::uint16_t>(x, c, f32_qu16_quantize, f32_qu16_quantize_ref, "f32_qu16");
+  }
+}
+
+TEST_P(SimdKernels, QuantizeLargeRandomArrays) {
+  std::mt19937 rng(77);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(100003);
+  for (float& v : x) v = normal(rng);
+  for (const Case& c : cases()) {
+    for (auto rounding : {Rounding::half_even, Rounding::half_away}) {
+      const QuantizeSpec spec{{std::max(c.qmin, -32768), std::min(c.qmax, 32767)}, rounding, Quotient::divide};
+      std::vector<std::int16_t> expected(x.size()), actual(x.size());
+      f32_qs16_quantize_ref(x, c.params, spec, expected);
+      f32_qs16_quantize(x, c.params, spec, actual);
+      ASSERT_EQ(actual, expected);
+    }
+  }
+}
+
+// f16 / bf16 inputs: the SIMD kernel widens in registers; the reference is the f32 reference on
+// the exactly widened values.
+TEST_P(SimdKernels, QuantizeHalfInputsMatchWidenedReference) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> bits(0, 0xFFFF);
+  for (const Case& c : cases()) {
+    std::vector<std::uint16_t> h(97);
+    for (auto& b : h) b = static_cast<std::uint16_t>(bits(rng));
+    h[0] = 0x7C00;  // +inf
+    h[1] = 0xFE00;  // NaN
+    h[2] = 0x8000;  // -0
+    for (bool brain : {false, true}) {
+      std::vector<float> widened(h.size());
+      for (std::size_t i = 0; i < h.size(); ++i) widened[i] = brain ? bf16_f32_convert_ref(h[i]) : f16_f32_convert_ref(h[i]);
+      for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{15}, std::size_t{16}, std::size_t{17}, std::size_t{33}, h.size()}) {
+        const QuantizeSpec spec8{{std::max(c.qmin, -128), std::min(c.qmax, 127)}, Rounding::half_even, Quotient::divide};
+        const QuantizeSpec spec16{{std::max(c.qmin, 0), std::min(c.qmax, 65535)}, Rounding::half_away, Quotient::reciprocal};
+        std::vector<std::int8_t> e8(n), a8(n);
+        std::vector<std::uint16_t> e16(n), a16(n);
+        f32_qs8_quantize_ref(std::span<const float>(widened.data(), n), c.params, spec8, e8);
+        f32_qu16_quantize_ref(std::span<const float>(widened.data(), n), c.params, spec16, e16);
+        const std::span<const std::uint16_t> in(h.data(), n);
+        if (brain) {
+          bf16_qs8_quantize(in, c.params, spec8, a8);
+          bf16_qu16_quantize(in, c.params, spec16, a16);
+        } else {
+          f16_qs8_quantize(in, c.params, spec8, a8);
+          f16_qu16_quantize(in, c.params, spec16, a16);
+        }
+        ASSERT_EQ(a8, e8) << (brain ? "bf16" : "f16") << " n=" << n;
+        ASSERT_EQ(a16, e16) << (brain ? "bf16" : "f16") << " n=" << n;
+      }
+    }
+  }
+}
+
+template <class Code, class Simd, class Ref>
+void check_dequantize(Simd simd, Ref ref, const char* what) {
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> code(std::numeric_limits<Code>::min(), std::numeric_limits<Code>::max());
+  std::vector<Code> q(120);
+  for (auto& c : q) c = static_cast<Code>(code(rng));
+  q[0] = std::numeric_limits<Code>::min();
+  q[1] = std::numeric_limits<Code>::max();
+  for (const Case& c : cases()) {
+    for (std::size_t offset = 0; offset < 3; ++offset) {
+      for (std::size_t n = 0; n + offset <= q.size(); n += (n < 40 ? 1 : 11)) {
+        const std::span<const Code> in(q.data() + offset, n);
+        std::vector<float> expected(n), actual(n);
+        ref(in, c.params, expected);
+        simd(in, c.params, actual);
+        ASSERT_EQ(0, std::memcmp(expected.data(), actual.data(), n * sizeof(float))) << what << " n=" << n;
+      }
+    }
+  }
+}
+
+TEST_P(SimdKernels, DequantizeMatchesReference) {
+  check_dequantize<std::int8_t>(qs8_f32_dequantize, qs8_f32_dequantize_ref, "qs8");
+  check_dequantize<std::uint8_t>(qu8_f32_dequantize, qu8_f32_dequantize_ref, "qu8");
+  check_dequantize<std::int16_t>(qs16_f32_dequantize, qs16_f32_dequantize_ref, "qs16");
+  check_dequantize<std::uint16_t>(qu16_f32_dequantize, qu16_f32_dequantize_ref, "qu16");
+}
+
+bool same_bits(float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b); }
+
+TEST_P(SimdKernels, ReductionsMatchReference) {
+  std::uint32_t seed = 100;
+  for (float scale : {1.0f, 1e-30f, 1e30f}) {
+    auto x = edge_values(scale, seed++, 200);
+    std::vector<float> finite;
+    for (float v : x) {
+      if (std::isfinite(v)) finite.push_back(v);
+    }
+    finite.push_back(-0.0f);  // zero extremes must come back as +0.0 everywhere
+    for (std::size_t offset = 0; offset < 3; ++offset) {
+      for (std::size_t n = 0; n + offset <= finite.size(); n += (n < 70 ? 1 : 7)) {
+        const std::span<const float> f(finite.data() + offset, n);
+        const MinMax e = f32_minmax_ref(f, false), a = f32_minmax(f, false);
+        ASSERT_TRUE(same_bits(e.min, a.min) && same_bits(e.max, a.max)) << "n=" << n;
+        ASSERT_TRUE(same_bits(f32_absmax_ref(f, false), f32_absmax(f, false))) << "n=" << n;
+        ASSERT_EQ(f32_find_nonfinite_ref(f), f32_find_nonfinite(f));
+      }
+      for (std::size_t n = 0; n + offset <= x.size(); n += (n < 70 ? 1 : 7)) {
+        const std::span<const float> all(x.data() + offset, n);
+        const MinMax e = f32_minmax_ref(all, true), a = f32_minmax(all, true);
+        ASSERT_TRUE(same_bits(e.min, a.min) && same_bits(e.max, a.max)) << "n=" << n;
+        ASSERT_TRUE(same_bits(f32_absmax_ref(all, true), f32_absmax(all, true))) << "n=" << n;
+        const float ea = f32_absmax_ref(all, false), aa = f32_absmax(all, false);
+        ASSERT_TRUE(same_bits(ea, aa) || (std::isnan(ea) && std::isnan(aa))) << "n=" << n;
+        ASSERT_EQ(f32_find_nonfinite_ref(all), f32_find_nonfinite(all)) << "n=" << n;
+      }
+    }
+  }
+  // All zeros of both signs, in both orders.
+  const std::vector<float> zeros{-0.0f, 0.0f, -0.0f, -0.0f, 0.0f, -0.0f, -0.0f, -0.0f, 0.0f, -0.0f, -0.0f, -0.0f,
+                                 -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f,
+                                 -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f};
+  const MinMax z = f32_minmax(zeros, false);
+  EXPECT_TRUE(same_bits(z.min, 0.0f));
+  EXPECT_TRUE(same_bits(z.max, 0.0f));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTargets, SimdKernels, ::testing::ValuesIn(kAllTargets),
+                         [](const auto& info) { return info.param; });
+
+TEST(Dispatch, UnknownTargetIsAClearError) {
+  EXPECT_THROW(force_target("AVX9000"), Error);
+  EXPECT_FALSE(available_targets().empty());
+  force_target("");
+  EXPECT_EQ(current_target(), available_targets().front());
+}
+
+}  // namespace
+}  // namespace zp::kernels
