@@ -150,6 +150,10 @@ void qu8_f32_dequantize(std::span<const std::uint8_t> q, const AffineParams& p, 
 void qs16_f32_dequantize(std::span<const std::int16_t> q, const AffineParams& p, std::span<float> x) noexcept;
 void qu16_f32_dequantize(std::span<const std::uint16_t> q, const AffineParams& p, std::span<float> x) noexcept;
 
+/// Exact widening of 16-bit floats (raw bit patterns) to float32, as the _convert_ref functions.
+void f16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept;
+void bf16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept;
+
 MinMax f32_minmax(std::span<const float> x, bool skip_nonfinite) noexcept;
 float f32_absmax(std::span<const float> x, bool skip_nonfinite) noexcept;
 std::size_t f32_find_nonfinite(std::span<const float> x) noexcept;

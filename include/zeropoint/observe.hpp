@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "zeropoint/error.hpp"
 #include "zeropoint/params.hpp"
 #include "zeropoint/scheme.hpp"
 #include "zeropoint/tensor.hpp"

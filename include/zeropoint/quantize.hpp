@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "zeropoint/observe.hpp"
 #include "zeropoint/params.hpp"
 #include "zeropoint/tensor.hpp"
 
@@ -36,6 +37,13 @@ std::int64_t packed_size(std::int64_t count, int bits);
 /// NaN becomes the zero point's code (clamped); +-inf saturate to qmax / qmin. To refuse
 /// non-finite input instead, observe with ObserveOptions (the default does).
 QuantizedTensor quantize(const TensorView& x, const QParams& params);
+
+/// Observes, chooses parameters and quantizes in one call: the same result as
+/// quantize(x, compute_params(x, scheme, options)), but where every parameter group is one
+/// contiguous stretch of memory (per channel along axis 0, per block along the last axis) each
+/// group is quantized while it is still in cache, so the tensor is read from memory once
+/// instead of twice. Throws what compute_params throws.
+QuantizedTensor quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options = {});
 
 /// x = (q - zero_point) * scale + offset, as float32.
 Tensor dequantize(const QuantizedTensor& q);

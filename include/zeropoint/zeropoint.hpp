@@ -16,3 +16,4 @@
 #include "zeropoint/quantize.hpp"
 #include "zeropoint/scheme.hpp"
 #include "zeropoint/tensor.hpp"
+#include "zeropoint/threads.hpp"

@@ -1,10 +1,16 @@
-// The min/max observer: the range of every parameter group, in one pass.
+// The min/max observer: the range of every parameter group, in one pass over the tensor,
+// on all threads where the groups allow it.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <limits>
+#include <mutex>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "core/runs.hpp"
+#include "core/thread_pool.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/kernels.hpp"
 #include "zeropoint/observe.hpp"
@@ -13,6 +19,10 @@ namespace zp {
 namespace {
 
 std::string describe(float v) { return std::isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf"); }
+
+// Elements per unit of work: a multiple of every vector width, and small enough that a 16-bit
+// input's widened copy stays in L2.
+constexpr std::int64_t kObserveChunk = 16384;
 
 }  // namespace
 
@@ -25,40 +35,107 @@ Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOp
                             dtype_name(x.dtype())));
   }
   const ParamLayout layout = ParamLayout::of(x.shape(), scheme);
-  const Tensor values = to_f32(x);
-  const std::span<const float> v = values.span<float>();
-
-  if (!options.ignore_nonfinite) {
-    const std::size_t bad = kernels::f32_find_nonfinite_ref(v);
-    if (bad != v.size()) {
-      throw NonFiniteError(fmt::format("{} has {} at index {}: a non-finite value has no code", who,
-                                       describe(v[bad]), index_str(x.shape(), static_cast<std::int64_t>(bad))),
-                           static_cast<std::int64_t>(bad));
-    }
-  }
+  const std::int64_t n = x.numel();
+  // f32 is read where it lies; 16-bit floats are widened chunk by chunk into a small buffer
+  // (in cache); f64 and strided views are converted first.
+  const bool direct = x.is_contiguous() && x.dtype() != DType::f64;
+  const Tensor converted = direct ? Tensor() : to_f32(x);
+  const void* src = direct ? x.data() : converted.data();
+  const DType in = direct ? x.dtype() : DType::f32;
 
   Ranges r;
   r.param_shape = layout.param_shape;
   const auto groups = static_cast<std::size_t>(layout.groups);
   r.min.assign(groups, std::numeric_limits<float>::infinity());
   r.max.assign(groups, -std::numeric_limits<float>::infinity());
-  detail::for_each_run(layout, [&](const detail::Run& run) {
-    const auto values_of_run = v.subspan(static_cast<std::size_t>(run.start), static_cast<std::size_t>(run.length));
-    if (run.group_step == 0) {
-      const kernels::MinMax m = kernels::f32_minmax_ref(values_of_run, options.ignore_nonfinite);
+
+  // When every group is one contiguous run, threads can each own the runs that lie wholly in
+  // their range; the (at most two) runs cut by a range boundary are merged afterwards. Otherwise
+  // (channels or blocks recurring along an outer axis) one thread walks the tensor.
+  const bool groups_contiguous = layout.granularity == Granularity::tensor ||
+                                 (layout.granularity == Granularity::channel && layout.outer == 1 && layout.inner > 1) ||
+                                 (layout.granularity == Granularity::block && layout.inner == 1);
+  struct Partial {
+    std::int64_t group;
+    kernels::MinMax range;
+  };
+  std::mutex merge_mutex;
+  std::vector<Partial> cut_runs;
+  std::atomic<std::int64_t> first_bad{n};
+
+  auto observe_chunk = [&](std::int64_t begin, std::int64_t end, std::int64_t owned_begin, std::int64_t owned_end,
+                           std::vector<Partial>& cuts, std::vector<float>& buffer) {
+    std::span<const float> values;
+    if (in == DType::f32) {
+      values = {static_cast<const float*>(src) + begin, static_cast<std::size_t>(end - begin)};
+    } else {
+      buffer.resize(static_cast<std::size_t>(end - begin));
+      const std::span<const std::uint16_t> halves{static_cast<const std::uint16_t*>(src) + begin, buffer.size()};
+      if (in == DType::f16) kernels::f16_f32_convert(halves, buffer);
+      else kernels::bf16_f32_convert(halves, buffer);
+      values = buffer;
+    }
+    if (!options.ignore_nonfinite) {
+      const std::size_t bad = kernels::f32_find_nonfinite(values);
+      if (bad != values.size()) {
+        std::int64_t seen = first_bad.load();
+        const std::int64_t here = begin + static_cast<std::int64_t>(bad);
+        while (here < seen && !first_bad.compare_exchange_weak(seen, here)) {
+        }
+        return;
+      }
+    }
+    detail::for_each_run_in(layout, begin, end, [&](const detail::Run& run) {
+      const auto part = values.subspan(static_cast<std::size_t>(run.start - begin), static_cast<std::size_t>(run.length));
+      if (run.group_step != 0) {  // one group per element: only on the single-threaded path
+        for (std::size_t i = 0; i < part.size(); ++i) {
+          const float v = part[i];
+          if (!std::isfinite(v)) continue;  // only reachable with ignore_nonfinite
+          const auto g = static_cast<std::size_t>(run.group) + i;
+          r.min[g] = std::min(r.min[g], v);
+          r.max[g] = std::max(r.max[g], v);
+        }
+        return;
+      }
+      const kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
+      const detail::Run whole = detail::run_at(layout, run.start);
+      const bool cut = whole.start < owned_begin || whole.start + whole.length > owned_end;
+      if (cut) {
+        cuts.push_back({run.group, m});
+        return;
+      }
       const auto g = static_cast<std::size_t>(run.group);
       r.min[g] = std::min(r.min[g], m.min);
       r.max[g] = std::max(r.max[g], m.max);
-      return;
+    });
+  };
+
+  auto observe_range = [&](std::int64_t first, std::int64_t last) {
+    std::vector<Partial> cuts;
+    std::vector<float> buffer;
+    for (std::int64_t begin = first; begin < last; begin += kObserveChunk) {
+      observe_chunk(begin, std::min(begin + kObserveChunk, last), first, last, cuts, buffer);
     }
-    for (std::size_t i = 0; i < values_of_run.size(); ++i) {
-      const float value = values_of_run[i];
-      if (!std::isfinite(value)) continue;  // only reachable with ignore_nonfinite
-      const auto g = static_cast<std::size_t>(run.group) + i;
-      r.min[g] = std::min(r.min[g], value);
-      r.max[g] = std::max(r.max[g], value);
-    }
-  });
+    const std::lock_guard<std::mutex> lock(merge_mutex);
+    cut_runs.insert(cut_runs.end(), cuts.begin(), cuts.end());
+  };
+  if (groups_contiguous) detail::parallel_for(n, kObserveChunk, observe_range);
+  else observe_range(0, n);
+
+  if (const std::int64_t bad = first_bad.load(); bad < n) {
+    const float value = [&] {
+      const Tensor one = to_f32(TensorView(static_cast<const std::byte*>(src) + bad * static_cast<std::int64_t>(dtype_size(in)), in, {1}));
+      return one.span<float>()[0];
+    }();
+    throw NonFiniteError(fmt::format("{} has {} at index {}: a non-finite value has no code", who, describe(value),
+                                     index_str(x.shape(), bad)),
+                         bad);
+  }
+  for (const Partial& p : cut_runs) {
+    const auto g = static_cast<std::size_t>(p.group);
+    r.min[g] = std::min(r.min[g], p.range.min);
+    r.max[g] = std::max(r.max[g], p.range.max);
+  }
   for (std::size_t g = 0; g < groups; ++g) {
     if (r.min[g] > r.max[g]) r.min[g] = r.max[g] = 0.0f;  // the group held no finite value
   }

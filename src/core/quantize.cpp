@@ -1,118 +1,210 @@
-// Tensor-level quantize / dequantize over the reference kernels.
+// Tensor-level quantize / dequantize: runs of shared parameters through the SIMD kernels,
+// chunk by chunk on all threads.
 #include "zeropoint/quantize.hpp"
 
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include <fmt/format.h>
 
 #include "core/runs.hpp"
+#include "core/thread_pool.hpp"
+#include "zeropoint/observe.hpp"
+#include "kernels/convert_ref.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/kernels.hpp"
 
 namespace zp {
 namespace {
 
-// Applies a per-group span kernel to every run; runs whose elements change group at every step
-// are fed one element at a time.
-template <class Kernel>
-void for_each_group_span(const ParamLayout& layout, const QParams& params, Kernel&& kernel) {
-  detail::for_each_run(layout, [&](const detail::Run& run) {
-    if (run.group_step == 0) {
-      kernel(run.start, run.length, params.at(static_cast<std::size_t>(run.group)));
+// Elements per unit of work: big enough that a thread hand-off is noise, a multiple of 8 so
+// that every chunk of packed codes starts on a byte boundary, and small enough (with its codes)
+// to stay in L1/L2 between quantizing and packing.
+constexpr std::int64_t kChunk = 16384;
+
+enum class Input { f32, f16, bf16 };
+
+template <Input in>
+using InputElement = std::conditional_t<in == Input::f32, float, std::uint16_t>;
+
+template <Input in>
+float as_float(InputElement<in> v) noexcept {
+  if constexpr (in == Input::f32) return v;
+  else if constexpr (in == Input::f16) return kernels::f16_f32_convert_ref(v);
+  else return kernels::bf16_f32_convert_ref(v);
+}
+
+// The SIMD span kernel for an (input, code) pair.
+template <Input in, class Code>
+void quantize_span(std::span<const InputElement<in>> x, const AffineParams& p, const kernels::QuantizeSpec& spec,
+                   std::span<Code> q) noexcept {
+  using namespace kernels;
+  if constexpr (in == Input::f32) {
+    if constexpr (std::is_same_v<Code, std::int8_t>) f32_qs8_quantize(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::uint8_t>) f32_qu8_quantize(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::int16_t>) f32_qs16_quantize(x, p, spec, q);
+    else f32_qu16_quantize(x, p, spec, q);
+  } else if constexpr (in == Input::f16) {
+    if constexpr (std::is_same_v<Code, std::int8_t>) f16_qs8_quantize(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::uint8_t>) f16_qu8_quantize(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::int16_t>) f16_qs16_quantize(x, p, spec, q);
+    else f16_qu16_quantize(x, p, spec, q);
+  } else {
+    if constexpr (std::is_same_v<Code, std::int8_t>) bf16_qs8_quantize(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::uint8_t>) bf16_qu8_quantize(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::int16_t>) bf16_qs16_quantize(x, p, spec, q);
+    else bf16_qu16_quantize(x, p, spec, q);
+  }
+}
+
+template <class Code>
+void dequantize_span(std::span<const Code> q, const AffineParams& p, std::span<float> x) noexcept {
+  using namespace kernels;
+  if constexpr (std::is_same_v<Code, std::int8_t>) qs8_f32_dequantize(q, p, x);
+  else if constexpr (std::is_same_v<Code, std::uint8_t>) qu8_f32_dequantize(q, p, x);
+  else if constexpr (std::is_same_v<Code, std::int16_t>) qs16_f32_dequantize(q, p, x);
+  else qu16_f32_dequantize(q, p, x);
+}
+
+// Quantizes elements [begin, end) of x into out[0, end - begin). Runs that share one parameter
+// set go through the SIMD kernel; runs whose parameters change at every element (channels along
+// the innermost axis) use the element formula.
+template <Input in, class Code>
+void quantize_range(const InputElement<in>* x, const ParamLayout& layout, const QParams& params,
+                    const kernels::QuantizeSpec& spec, std::int64_t begin, std::int64_t end, Code* out) {
+  detail::for_each_run_in(layout, begin, end, [&](const detail::Run& r) {
+    Code* dst = out + (r.start - begin);
+    if (r.group_step == 0) {
+      const auto n = static_cast<std::size_t>(r.length);
+      quantize_span<in, Code>({x + r.start, n}, params.at(static_cast<std::size_t>(r.group)), spec, {dst, n});
       return;
     }
-    for (std::int64_t i = 0; i < run.length; ++i) {
-      kernel(run.start + i, 1, params.at(static_cast<std::size_t>(run.group + i)));
+    for (std::int64_t i = 0; i < r.length; ++i) {
+      dst[i] = static_cast<Code>(kernels::quantize_value(as_float<in>(x[r.start + i]),
+                                                        params.at(static_cast<std::size_t>(r.group + i)), spec));
     }
   });
 }
 
-template <class Code, class Fn>
-void quantize_into(std::span<const float> x, const ParamLayout& layout, const QParams& params, Code* codes, Fn kernel) {
+template <class Code>
+void dequantize_range(const Code* q, const ParamLayout& layout, const QParams& params, std::int64_t begin,
+                      std::int64_t end, float* out) {
+  detail::for_each_run_in(layout, begin, end, [&](const detail::Run& r) {
+    float* dst = out + (r.start - begin);
+    if (r.group_step == 0) {
+      const auto n = static_cast<std::size_t>(r.length);
+      dequantize_span<Code>({q + (r.start - begin), n}, params.at(static_cast<std::size_t>(r.group)), {dst, n});
+      return;
+    }
+    for (std::int64_t i = 0; i < r.length; ++i) {
+      dst[i] = kernels::dequantize_value(q[r.start - begin + i], params.at(static_cast<std::size_t>(r.group + i)));
+    }
+  });
+}
+
+// Runs fn(begin, end) over [0, n) in chunks of kChunk elements, on all threads.
+template <class Fn>
+void for_each_chunk(std::int64_t n, Fn&& fn) {
+  detail::parallel_for(n, kChunk, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t begin = first; begin < last; begin += kChunk) fn(begin, std::min(begin + kChunk, last));
+  });
+}
+
+template <Input in, class Code>
+void quantize_all(const InputElement<in>* x, std::int64_t n, const ParamLayout& layout, const QParams& params,
+                  std::uint8_t* data) {
   const kernels::QuantizeSpec spec = kernels::quantize_spec(params.scheme);
-  for_each_group_span(layout, params, [&](std::int64_t start, std::int64_t length, const AffineParams& p) {
-    const auto s = static_cast<std::size_t>(start);
-    const auto n = static_cast<std::size_t>(length);
-    kernel(x.subspan(s, n), p, spec, std::span<Code>(codes + s, n));
+  const int cbits = container_bits(params.scheme.bits);
+  if (cbits >= 8) {
+    Code* codes = reinterpret_cast<Code*>(data);
+    for_each_chunk(n, [&](std::int64_t b, std::int64_t e) { quantize_range<in, Code>(x, layout, params, spec, b, e, codes + b); });
+    return;
+  }
+  // Sub-byte codes: quantize a chunk into a small buffer while it is in cache, then pack it.
+  for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
+    std::array<Code, kChunk> buffer;
+    quantize_range<in, Code>(x, layout, params, spec, b, e, buffer.data());
+    const auto count = static_cast<std::size_t>(e - b);
+    kernels::pack_ref({reinterpret_cast<const std::uint8_t*>(buffer.data()), count}, cbits,
+                      {data + b * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8});
   });
 }
 
-template <class Code, class Fn>
-void dequantize_into(const Code* codes, const ParamLayout& layout, const QParams& params, std::span<float> out, Fn kernel) {
-  for_each_group_span(layout, params, [&](std::int64_t start, std::int64_t length, const AffineParams& p) {
-    const auto s = static_cast<std::size_t>(start);
-    const auto n = static_cast<std::size_t>(length);
-    kernel(std::span<const Code>(codes + s, n), p, out.subspan(s, n));
+template <class Code>
+void dequantize_all(const std::uint8_t* data, std::int64_t n, const ParamLayout& layout, const QParams& params,
+                    float* out) {
+  const int cbits = container_bits(params.scheme.bits);
+  if (cbits >= 8) {
+    const Code* codes = reinterpret_cast<const Code*>(data);
+    for_each_chunk(n, [&](std::int64_t b, std::int64_t e) { dequantize_range<Code>(codes + b, layout, params, b, e, out + b); });
+    return;
+  }
+  for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
+    std::array<Code, kChunk> buffer;
+    const auto count = static_cast<std::size_t>(e - b);
+    kernels::unpack_ref({data + b * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8}, cbits,
+                        params.scheme.is_signed, {reinterpret_cast<std::uint8_t*>(buffer.data()), count});
+    dequantize_range<Code>(buffer.data(), layout, params, b, e, out + b);
   });
 }
 
-// Codes one per element in their natural type: what the kernels produce and consume.
-Tensor quantize_unpacked(const TensorView& x, const QParams& params) {
-  if (!is_float(x.dtype())) {
-    throw Error(fmt::format("cannot quantize a {} tensor: only float tensors (f32, f64, f16, bf16) can be quantized",
-                            dtype_name(x.dtype())));
+// Calls fn.template operator()<Code>() with the code type of the scheme.
+template <class Fn>
+void with_code_type(const Scheme& s, Fn&& fn) {
+  switch (code_dtype(s)) {
+    case DType::i8: fn.template operator()<std::int8_t>(); break;
+    case DType::u8: fn.template operator()<std::uint8_t>(); break;
+    case DType::i16: fn.template operator()<std::int16_t>(); break;
+    default: fn.template operator()<std::uint16_t>(); break;
   }
-  params.check_fits(x.shape());
-  const ParamLayout layout = ParamLayout::of(x.shape(), params.scheme);
-  const Tensor values = to_f32(x);
-  const auto v = values.span<float>();
-  Tensor codes(code_dtype(params.scheme), x.shape());
-  switch (codes.dtype()) {
-    case DType::i8: quantize_into(v, layout, params, codes.span<std::int8_t>().data(), kernels::f32_qs8_quantize_ref); break;
-    case DType::u8: quantize_into(v, layout, params, codes.span<std::uint8_t>().data(), kernels::f32_qu8_quantize_ref); break;
-    case DType::i16: quantize_into(v, layout, params, codes.span<std::int16_t>().data(), kernels::f32_qs16_quantize_ref); break;
-    default: quantize_into(v, layout, params, codes.span<std::uint16_t>().data(), kernels::f32_qu16_quantize_ref); break;
-  }
-  return codes;
-}
-
-Tensor dequantize_unpacked(const Tensor& codes, const QParams& params) {
-  const ParamLayout layout = ParamLayout::of(codes.shape(), params.scheme);
-  Tensor out(DType::f32, codes.shape());
-  const auto dst = out.span<float>();
-  switch (codes.dtype()) {
-    case DType::i8: dequantize_into(codes.span<std::int8_t>().data(), layout, params, dst, kernels::qs8_f32_dequantize_ref); break;
-    case DType::u8: dequantize_into(codes.span<std::uint8_t>().data(), layout, params, dst, kernels::qu8_f32_dequantize_ref); break;
-    case DType::i16: dequantize_into(codes.span<std::int16_t>().data(), layout, params, dst, kernels::qs16_f32_dequantize_ref); break;
-    default: dequantize_into(codes.span<std::uint16_t>().data(), layout, params, dst, kernels::qu16_f32_dequantize_ref); break;
-  }
-  return out;
 }
 
 // Codes outside the range would dequantize to values the scheme cannot produce: the file lies.
-void check_codes_in_range(const Tensor& codes, const Scheme& s) {
-  auto check = [&](auto span) {
-    for (std::size_t i = 0; i < span.size(); ++i) {
-      const std::int32_t c = span[i];
-      if (c < s.qmin() || c > s.qmax()) {
-        throw Error(fmt::format("code {} at index {} is outside the range [{}, {}] of {}", c,
-                                index_str(codes.shape(), static_cast<std::int64_t>(i)), s.qmin(), s.qmax(), s.str()));
-      }
+// The min/max scan vectorizes; the position is only searched for when there is something to report.
+template <class Code>
+void check_codes_in_range(std::span<const Code> codes, const Scheme& s, const Shape& shape, std::int64_t first_index) {
+  Code lo = std::numeric_limits<Code>::max(), hi = std::numeric_limits<Code>::min();
+  for (Code c : codes) {
+    lo = std::min(lo, c);
+    hi = std::max(hi, c);
+  }
+  if (codes.empty() || (lo >= s.qmin() && hi <= s.qmax())) return;
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    const std::int32_t c = codes[i];
+    if (c < s.qmin() || c > s.qmax()) {
+      throw Error(fmt::format("code {} at index {} is outside the range [{}, {}] of {}", c,
+                              index_str(shape, first_index + static_cast<std::int64_t>(i)), s.qmin(), s.qmax(), s.str()));
     }
-  };
-  switch (codes.dtype()) {
-    case DType::i8: check(codes.span<std::int8_t>()); break;
-    case DType::u8: check(codes.span<std::uint8_t>()); break;
-    case DType::i16: check(codes.span<std::int16_t>()); break;
-    default: check(codes.span<std::uint16_t>()); break;
   }
 }
 
-// Packs codes already known to be valid for the parameters.
-QuantizedTensor pack_valid_codes(const Tensor& codes, QParams params) {
-  const int bits = params.scheme.bits;
-  QuantizedTensor q;
-  q.shape = codes.shape();
-  q.data.resize(static_cast<std::size_t>(packed_size(codes.numel(), bits)));
-  const int cbits = container_bits(bits);
-  if (cbits < 8) {
-    kernels::pack_ref(codes.span<std::uint8_t>(), cbits, q.data);
-  } else if (!q.data.empty()) {
-    std::memcpy(q.data.data(), codes.data(), q.data.size());  // little-endian host, as everywhere
+// Everything a QuantizedTensor from outside must satisfy before it is decoded.
+void validate_codes(const QuantizedTensor& q) {
+  q.params.check_fits(q.shape);
+  const Scheme& s = q.params.scheme;
+  const std::int64_t n = q.numel();
+  if (static_cast<std::int64_t>(q.data.size()) != packed_size(n, s.bits)) {
+    throw Error(fmt::format("{} codes of {} need {} bytes, the data has {}", n, s.type_name(), packed_size(n, s.bits),
+                            q.data.size()));
   }
-  q.params = std::move(params);
-  return q;
+  const int cbits = container_bits(s.bits);
+  with_code_type(s, [&]<class Code>() {
+    if (cbits >= 8) {
+      check_codes_in_range<Code>({reinterpret_cast<const Code*>(q.data.data()), static_cast<std::size_t>(n)}, s, q.shape, 0);
+      return;
+    }
+    for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
+      std::array<Code, kChunk> buffer;
+      const auto count = static_cast<std::size_t>(e - b);
+      kernels::unpack_ref({q.data.data() + b * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8}, cbits,
+                          s.is_signed, {reinterpret_cast<std::uint8_t*>(buffer.data()), count});
+      check_codes_in_range<Code>({buffer.data(), count}, s, q.shape, b);
+    });
+  });
 }
 
 }  // namespace
@@ -138,31 +230,162 @@ std::int64_t packed_size(std::int64_t count, int bits) {
 }
 
 QuantizedTensor quantize(const TensorView& x, const QParams& params) {
-  return pack_valid_codes(quantize_unpacked(x, params), params);
+  if (!is_float(x.dtype())) {
+    throw Error(fmt::format("cannot quantize a {} tensor: only float tensors (f32, f64, f16, bf16) can be quantized",
+                            dtype_name(x.dtype())));
+  }
+  params.check_fits(x.shape());
+  QuantizedTensor q;
+  q.shape = x.shape();
+  q.params = params;
+  const std::int64_t n = x.numel();
+  q.data.resize(static_cast<std::size_t>(packed_size(n, params.scheme.bits)));
+  // f32, f16 and bf16 are read where they lie (16-bit floats widen inside the kernel); anything
+  // else is first converted to a float32 copy.
+  const bool direct = x.is_contiguous() && x.dtype() != DType::f64;
+  const Tensor converted = direct ? Tensor() : to_f32(x);
+  const void* src = direct ? x.data() : converted.data();
+  const DType in = direct ? x.dtype() : DType::f32;
+  const ParamLayout layout = ParamLayout::of(x.shape(), params.scheme);
+  std::uint8_t* data = q.data.data();
+  with_code_type(params.scheme, [&]<class Code>() {
+    if (in == DType::f16) quantize_all<Input::f16, Code>(static_cast<const std::uint16_t*>(src), n, layout, params, data);
+    else if (in == DType::bf16) quantize_all<Input::bf16, Code>(static_cast<const std::uint16_t*>(src), n, layout, params, data);
+    else quantize_all<Input::f32, Code>(static_cast<const float*>(src), n, layout, params, data);
+  });
+  return q;
 }
 
-Tensor dequantize(const QuantizedTensor& q) { return dequantize_unpacked(unpack_codes(q), q.params); }
+Tensor dequantize(const QuantizedTensor& q) {
+  validate_codes(q);
+  Tensor out(DType::f32, q.shape);
+  const ParamLayout layout = ParamLayout::of(q.shape, q.params.scheme);
+  with_code_type(q.params.scheme, [&]<class Code>() {
+    dequantize_all<Code>(q.data.data(), out.numel(), layout, q.params, out.span<float>().data());
+  });
+  return out;
+}
 
-Tensor fake_quantize(const TensorView& x, const QParams& params) {
-  return dequantize_unpacked(quantize_unpacked(x, params), params);
+Tensor fake_quantize(const TensorView& x, const QParams& params) { return dequantize(quantize(x, params)); }
+
+namespace {
+
+// Whether every parameter group is one contiguous run whose packed codes start on a byte
+// boundary: then a group can be observed and quantized while it is in cache (one DRAM pass).
+bool fusable(const ParamLayout& l, const Scheme& s) {
+  const std::int64_t per_byte = 8 / std::min(container_bits(s.bits), 8);
+  if (l.granularity == Granularity::channel) return l.outer == 1 && l.inner > 1 && l.inner % per_byte == 0;
+  if (l.granularity == Granularity::block) {
+    return l.inner == 1 && l.block % per_byte == 0 && l.dim % per_byte == 0;
+  }
+  return false;  // per tensor: the whole range must be known before the first code
+}
+
+// One pass: each thread takes the runs that start in its range, in batches of about kChunk
+// elements: widen (16-bit input), find the range of each run, choose its parameters, quantize.
+QuantizedTensor quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme& scheme,
+                               const ObserveOptions& options) {
+  const std::int64_t n = x.numel();
+  QuantizedTensor q;
+  q.shape = x.shape();
+  q.params.scheme = scheme;
+  q.params.param_shape = layout.param_shape;
+  const auto groups = static_cast<std::size_t>(layout.groups);
+  q.params.scale.resize(groups);
+  q.params.zero_point.resize(groups);
+  q.params.offset.resize(groups);
+  q.data.resize(static_cast<std::size_t>(packed_size(n, scheme.bits)));
+  const kernels::QuantizeSpec spec = kernels::quantize_spec(scheme);
+  const int cbits = container_bits(scheme.bits);
+  std::atomic<std::int64_t> first_bad{n};
+
+  auto batch = [&]<class Code>(std::int64_t begin, std::int64_t end, std::vector<float>& widened, std::vector<Code>& codes) {
+    std::span<const float> values;
+    const auto count = static_cast<std::size_t>(end - begin);
+    if (x.dtype() == DType::f32) {
+      values = {static_cast<const float*>(x.data()) + begin, count};
+    } else {
+      widened.resize(count);
+      const std::span<const std::uint16_t> halves{static_cast<const std::uint16_t*>(x.data()) + begin, count};
+      if (x.dtype() == DType::f16) kernels::f16_f32_convert(halves, widened);
+      else kernels::bf16_f32_convert(halves, widened);
+      values = widened;
+    }
+    if (!options.ignore_nonfinite) {
+      if (const std::size_t bad = kernels::f32_find_nonfinite(values); bad != count) {
+        const std::int64_t here = begin + static_cast<std::int64_t>(bad);
+        std::int64_t seen = first_bad.load();
+        while (here < seen && !first_bad.compare_exchange_weak(seen, here)) {
+        }
+        return;
+      }
+    }
+    Code* out = cbits >= 8 ? reinterpret_cast<Code*>(q.data.data()) + begin : (codes.resize(count), codes.data());
+    detail::for_each_run_in(layout, begin, end, [&](const detail::Run& r) {
+      const auto part = values.subspan(static_cast<std::size_t>(r.start - begin), static_cast<std::size_t>(r.length));
+      kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
+      if (m.min > m.max) m.min = m.max = 0.0f;  // no finite value in the group
+      const AffineParams p = choose_params(m.min, m.max, scheme);
+      const auto g = static_cast<std::size_t>(r.group);
+      q.params.scale[g] = p.scale;
+      q.params.zero_point[g] = p.zero_point;
+      q.params.offset[g] = p.offset;
+      quantize_span<Input::f32, Code>(part, p, spec, {out + (r.start - begin), part.size()});
+    });
+    if (cbits < 8) {
+      kernels::pack_ref({reinterpret_cast<const std::uint8_t*>(codes.data()), count}, cbits,
+                        {q.data.data() + begin * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8});
+    }
+  };
+
+  with_code_type(scheme, [&]<class Code>() {
+    detail::parallel_for(n, kChunk, [&](std::int64_t first, std::int64_t last) {
+      std::vector<float> widened;
+      std::vector<Code> codes;
+      // This thread owns the runs that start in [first, last): move both ends to run starts.
+      std::int64_t pos = detail::run_at(layout, first).start == first ? first
+                         : detail::run_at(layout, first).start + detail::run_at(layout, first).length;
+      const std::int64_t stop = last >= n ? n : (detail::run_at(layout, last).start == last ? last
+                                : detail::run_at(layout, last).start + detail::run_at(layout, last).length);
+      while (pos < stop) {
+        std::int64_t end = pos;
+        while (end < stop && end - pos < kChunk) {
+          const detail::Run r = detail::run_at(layout, end);
+          end = r.start + r.length;
+        }
+        batch.template operator()<Code>(pos, end, widened, codes);
+        pos = end;
+      }
+    });
+  });
+  if (const std::int64_t bad = first_bad.load(); bad < n) {
+    compute_params(x, scheme, options);  // reports the first non-finite value in the usual words
+  }
+  return q;
+}
+
+}  // namespace
+
+QuantizedTensor quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {
+  scheme.validate();
+  const bool direct = x.is_contiguous() && (x.dtype() == DType::f32 || x.dtype() == DType::f16 || x.dtype() == DType::bf16);
+  if (direct && x.numel() > 0) {
+    const ParamLayout layout = ParamLayout::of(x.shape(), scheme);
+    if (fusable(layout, scheme)) return quantize_fused(x, layout, scheme, options);
+  }
+  return quantize(x, compute_params(x, scheme, options));
 }
 
 Tensor unpack_codes(const QuantizedTensor& q) {
-  q.params.check_fits(q.shape);
+  validate_codes(q);
   const Scheme& s = q.params.scheme;
-  const std::int64_t n = q.numel();
-  if (static_cast<std::int64_t>(q.data.size()) != packed_size(n, s.bits)) {
-    throw Error(fmt::format("{} codes of {} need {} bytes, the data has {}", n, s.type_name(), packed_size(n, s.bits),
-                            q.data.size()));
-  }
   Tensor codes(code_dtype(s), q.shape);
   const int cbits = container_bits(s.bits);
   if (cbits < 8) {
     kernels::unpack_ref(q.data, cbits, s.is_signed, codes.span<std::uint8_t>());
   } else if (!q.data.empty()) {
-    std::memcpy(codes.data(), q.data.data(), q.data.size());
+    std::memcpy(codes.data(), q.data.data(), q.data.size());  // little-endian host, as everywhere
   }
-  check_codes_in_range(codes, s);
   return codes;
 }
 
@@ -173,8 +396,18 @@ QuantizedTensor pack_codes(const TensorView& codes, QParams params) {
   }
   params.check_fits(codes.shape());
   const Tensor c = Tensor::copy_of(codes);
-  check_codes_in_range(c, s);
-  return pack_valid_codes(c, std::move(params));
+  QuantizedTensor q;
+  q.shape = codes.shape();
+  q.data.resize(static_cast<std::size_t>(packed_size(c.numel(), s.bits)));
+  const int cbits = container_bits(s.bits);
+  if (cbits < 8) {
+    kernels::pack_ref(c.span<std::uint8_t>(), cbits, q.data);
+  } else if (!q.data.empty()) {
+    std::memcpy(q.data.data(), c.data(), q.data.size());
+  }
+  q.params = std::move(params);
+  validate_codes(q);  // packing keeps only the low bits, so check the stored codes themselves
+  return q;
 }
 
 }  // namespace zp

@@ -97,11 +97,31 @@ void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, co
   const auto zero_point = hn::Set(df, static_cast<float>(p.zero_point));
   const auto lo = hn::Set(df, static_cast<float>(s.range.qmin));
   const auto hi = hn::Set(df, static_cast<float>(s.range.qmax));
+  // Division is the slowest step. x * (1/scale) differs from x / scale by at most a couple of
+  // ulps, and that can only change the code when the quotient sits next to a tie (k + 0.5); so
+  // the product is used, and a vector with any lane that close to a tie (or NaN) is divided
+  // after all. Quotients beyond 2^17 saturate every code type either way. The scale must keep
+  // 1/scale a normal float for the error bound to hold; otherwise every vector divides.
+  const bool divide_via_reciprocal =
+      s.quotient == Quotient::divide && p.scale > 0x1p-125f && p.scale < 0x1p125f;
+  const auto half = hn::Set(df, 0.5f);
+  const auto tie_margin = hn::Set(df, 0x1p-20f);  // relative: 8 ulps of the quotient
+  const auto saturating = hn::Set(df, 0x1p17f);
   size_t i = 0;
   for (; i + N <= n; i += N) {
     auto v = LoadAsFloat(df, x + i);
     if (has_offset) v = hn::Sub(v, offset);
-    v = s.quotient == Quotient::divide ? hn::Div(v, scale) : hn::Mul(v, inverse);
+    if (s.quotient == Quotient::reciprocal) {
+      v = hn::Mul(v, inverse);
+    } else if (divide_via_reciprocal) {
+      const auto y = hn::Mul(v, inverse);
+      const auto magnitude = hn::Abs(y);
+      const auto from_tie = hn::Abs(hn::Sub(hn::Abs(hn::Sub(y, hn::Trunc(y))), half));
+      const auto safe = hn::Or(hn::Gt(from_tie, hn::Mul(magnitude, tie_margin)), hn::Gt(magnitude, saturating));
+      v = hn::AllTrue(df, safe) ? y : hn::Div(v, scale);
+    } else {
+      v = hn::Div(v, scale);
+    }
     auto r = hn::Add(RoundToInteger(df, v, s.rounding), zero_point);
     r = hn::IfThenElse(hn::IsNaN(v), zero_point, r);
     r = hn::Min(hn::Max(r, lo), hi);
@@ -150,6 +170,17 @@ ZP_QUANTIZE_ENTRY(BF16QS16, hwy::bfloat16_t, int16_t)
 ZP_QUANTIZE_ENTRY(BF16QU16, hwy::bfloat16_t, uint16_t)
 #undef ZP_QUANTIZE_ENTRY
 
+template <class In>
+void Widen(const In* HWY_RESTRICT x, size_t n, float* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(LoadAsFloat(df, x + i), df, out + i);
+  for (; i < n; ++i) out[i] = ScalarAsFloat(x + i);
+}
+void F16F32(const hwy::float16_t* x, size_t n, float* out) { Widen(x, n, out); }
+void BF16F32(const hwy::bfloat16_t* x, size_t n, float* out) { Widen(x, n, out); }
+
 #define ZP_DEQUANTIZE_ENTRY(NAME, CODE) \
   void NAME(const CODE* q, size_t n, const AffineParams& p, float* x) { Dequantize(q, n, p, x); }
 ZP_DEQUANTIZE_ENTRY(QS8F32, int8_t)
@@ -178,6 +209,8 @@ HWY_EXPORT(BF16QS8);
 HWY_EXPORT(BF16QU8);
 HWY_EXPORT(BF16QS16);
 HWY_EXPORT(BF16QU16);
+HWY_EXPORT(F16F32);
+HWY_EXPORT(BF16F32);
 HWY_EXPORT(QS8F32);
 HWY_EXPORT(QU8F32);
 HWY_EXPORT(QS16F32);
@@ -202,6 +235,16 @@ ZP_QUANTIZE_PUBLIC(bf16_qu8_quantize, std::uint16_t, hwy::bfloat16_t, std::uint8
 ZP_QUANTIZE_PUBLIC(bf16_qs16_quantize, std::uint16_t, hwy::bfloat16_t, std::int16_t, BF16QS16)
 ZP_QUANTIZE_PUBLIC(bf16_qu16_quantize, std::uint16_t, hwy::bfloat16_t, std::uint16_t, BF16QU16)
 #undef ZP_QUANTIZE_PUBLIC
+
+void f16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept {
+  detail::configure_dispatch_once();
+  HWY_DYNAMIC_DISPATCH(F16F32)(reinterpret_cast<const hwy::float16_t*>(x.data()), x.size(), out.data());
+}
+
+void bf16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept {
+  detail::configure_dispatch_once();
+  HWY_DYNAMIC_DISPATCH(BF16F32)(reinterpret_cast<const hwy::bfloat16_t*>(x.data()), x.size(), out.data());
+}
 
 #define ZP_DEQUANTIZE_PUBLIC(PUBLIC, CODE, EXPORTED)                                              \
   void PUBLIC(std::span<const CODE> q, const AffineParams& p, std::span<float> x) noexcept { \

@@ -39,14 +39,15 @@ QuantizeReport quantize_npy_file(const std::filesystem::path& input, const std::
   r.dtype = x.dtype();
   r.shape = x.shape();
   r.input_bytes = static_cast<std::int64_t>(x.nbytes());
+  QuantizedTensor q;
   try {
-    r.params = compute_params(x, scheme, named);
+    q = quantize(x, scheme, named);
   } catch (const NonFiniteError& e) {
     throw NonFiniteError(fmt::format("{}: {}", input.string(), e.what()), e.flat_index());
   } catch (const Error& e) {
     throw Error(fmt::format("{}: {}", input.string(), e.what()));
   }
-  const QuantizedTensor q = quantize(x, r.params);
+  r.params = q.params;
   r.error = measure_error(x, dequantize(q));
   r.code_bytes = static_cast<std::int64_t>(q.data.size());
   r.param_bytes = npz::stored_param_bytes(r.params);

@@ -227,6 +227,20 @@ TEST_P(SimdKernels, ReductionsMatchReference) {
   EXPECT_TRUE(same_bits(z.max, 0.0f));
 }
 
+TEST_P(SimdKernels, WideningMatchesReference) {
+  // Every one of the 65536 patterns, at an odd offset so the tail path runs too.
+  std::vector<std::uint16_t> all(65536 + 3);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::uint16_t>(i * 40503u);
+  for (std::uint32_t i = 0; i < 65536; ++i) all[i + 1] = static_cast<std::uint16_t>(i);
+  std::vector<float> f16(all.size()), bf16(all.size());
+  f16_f32_convert(all, f16);
+  bf16_f32_convert(all, bf16);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    ASSERT_TRUE(same_bits(f16[i], f16_f32_convert_ref(all[i]))) << std::hex << all[i];
+    ASSERT_TRUE(same_bits(bf16[i], bf16_f32_convert_ref(all[i]))) << std::hex << all[i];
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTargets, SimdKernels, ::testing::ValuesIn(kAllTargets),
                          [](const auto& info) { return info.param; });
 

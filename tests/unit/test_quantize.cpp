@@ -3,10 +3,13 @@
 #include <cfloat>
 #include <cmath>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "core/runs.hpp"
 #include "kernels/convert_ref.hpp"
 #include "test_util.hpp"
+#include "zeropoint/threads.hpp"
 #include "zeropoint/zeropoint.hpp"
 
 namespace zp {
@@ -81,6 +84,33 @@ TEST(QuantizeProperties, CodesInRangeAndErrorWithinHalfAScale) {
   EXPECT_GT(schemes, 250);
 }
 
+TEST(Runs, CoverEveryElementOnceWithItsGroup) {
+  Rng rng(31);
+  for (const char* text : {"int8", "int8:channel=0", "int8:channel=1", "int8:channel=2", "int4:block=4",
+                           "int4:block=3:axis=1", "int4:block=2:axis=0", "int4:block=7"}) {
+    SCOPED_TRACE(text);
+    const Shape shape{3, 5, 7};
+    const ParamLayout layout = ParamLayout::of(shape, Scheme::parse(text));
+    for (int trial = 0; trial < 50; ++trial) {
+      const std::int64_t begin = rng.integer(0, 104);
+      const std::int64_t end = rng.integer(static_cast<int>(begin), 105);
+      std::vector<int> seen(105, 0);
+      std::int64_t next = begin;
+      detail::for_each_run_in(layout, begin, end, [&](const detail::Run& r) {
+        ASSERT_EQ(r.start, next);  // in order, no gaps
+        ASSERT_GT(r.length, 0);
+        for (std::int64_t i = 0; i < r.length; ++i) {
+          ++seen[static_cast<std::size_t>(r.start + i)];
+          ASSERT_EQ(r.group + i * r.group_step, layout.group_of(r.start + i));
+        }
+        next = r.start + r.length;
+      });
+      EXPECT_EQ(next, std::max(begin, end));
+      for (std::int64_t i = 0; i < 105; ++i) EXPECT_EQ(seen[static_cast<std::size_t>(i)], i >= begin && i < end ? 1 : 0);
+    }
+  }
+}
+
 TEST(QuantizeProperties, MinMaxObservationCoversEachGroup) {
   Rng rng(7);
   const Shape shape{4, 9, 6};
@@ -130,6 +160,60 @@ TEST(QuantizeOracle, ReferenceMatchesDoublePrecisionExceptAtTies) {
     }
   }
   EXPECT_LT(near_ties, 50);
+}
+
+// The tensor-level path (SIMD kernels, chunks, threads, packing) against the element formula, on
+// every instruction set and with several thread counts, on tensors larger than one chunk.
+TEST(QuantizeTensorPath, MatchesTheElementFormulaOnEveryTargetAndThreadCount) {
+  Rng rng(808);
+  const Shape shape{3, 40009};  // chunks of 16384 do not divide it, nor does any block size
+  Tensor x = rng.heavy_tailed(shape);
+  x.span<float>()[12345] = NAN;  // observed with ignore_nonfinite, quantized to the zero point
+  x.span<float>()[54321] = -INFINITY;
+  ObserveOptions skip;
+  skip.ignore_nonfinite = true;
+  const int threads_before = thread_count();
+  for (const std::string& target : kernels::available_targets()) {
+    kernels::force_target(target);
+    for (int threads : {1, 3}) {
+      set_thread_count(threads);
+      for (const char* text : {"int8", "uint8:asym", "int8:channel=0", "int8:channel=1:asym", "int4:block=32",
+                               "uint4:block=7:asym:zp=float", "int2:block=16:round=away", "int16:asym:recip",
+                               "int3:block=5:axis=0", "int4:block=8:asym", "uint8:channel=0:asym:round=up"}) {
+        SCOPED_TRACE(fmt::format("{} threads={} {}", target, threads, text));
+        const Scheme s = Scheme::parse(text);
+        for (DType dtype : {DType::f32, DType::bf16, DType::f16}) {
+          const Tensor input = dtype == DType::f32 ? Tensor::copy_of(x) : from_f32(x, dtype);
+          const Tensor widened = to_f32(input);
+          const QParams p = compute_params(input, s, skip);
+          ASSERT_EQ(p.scale, compute_params(widened, s, skip).scale);
+          const QuantizedTensor q = quantize(input, p);
+          // The one-call form (one pass where the groups allow) gives the same parameters and bytes.
+          const QuantizedTensor fused = quantize(input, s, skip);
+          ASSERT_EQ(fused.params.scale, p.scale);
+          ASSERT_EQ(fused.params.zero_point, p.zero_point);
+          ASSERT_EQ(fused.params.offset, p.offset);
+          ASSERT_EQ(fused.params.param_shape, p.param_shape);
+          ASSERT_EQ(fused.data, q.data);
+          const Tensor codes = unpack_codes(q);
+          const ParamLayout layout = ParamLayout::of(shape, s);
+          const auto v = widened.span<float>();
+          for (std::size_t i = 0; i < v.size(); ++i) {
+            const AffineParams ap = p.at(static_cast<std::size_t>(layout.group_of(static_cast<std::int64_t>(i))));
+            ASSERT_EQ(code_at(codes, i), kernels::quantize_value(v[i], ap, kernels::quantize_spec(s))) << i;
+          }
+          const Tensor y = dequantize(q);
+          for (std::size_t i = 0; i < v.size(); i += 97) {
+            const AffineParams ap = p.at(static_cast<std::size_t>(layout.group_of(static_cast<std::int64_t>(i))));
+            ASSERT_EQ(std::bit_cast<std::uint32_t>(y.span<float>()[i]),
+                      std::bit_cast<std::uint32_t>(kernels::dequantize_value(code_at(codes, i), ap))) << i;
+          }
+        }
+      }
+    }
+  }
+  kernels::force_target("");
+  set_thread_count(threads_before);
 }
 
 TEST(Quantize, OtherFloatInputsMatchTheirFloat32Conversion) {
@@ -183,6 +267,23 @@ TEST(Quantize, NonFiniteIsAnErrorNamingTheIndex) {
   }
   const Tensor inf = tensor_of({3}, {1.0f, -INFINITY, 0.0f});
   EXPECT_THROW(compute_params(inf, Scheme::parse("int8")), NonFiniteError);
+}
+
+TEST(Quantize, OneCallFormReportsNonFiniteLikeComputeParams) {
+  Tensor x(DType::f32, {4, 64});
+  x.span<float>()[200] = INFINITY;
+  x.span<float>()[70] = NAN;  // the first one must be reported, whichever thread meets it
+  ObserveOptions named;
+  named.name = "w";
+  for (const char* text : {"int8:channel=0", "int4:block=32", "int8"}) {
+    try {
+      quantize(x, Scheme::parse(text), named);
+      FAIL() << text;
+    } catch (const NonFiniteError& e) {
+      EXPECT_EQ(e.flat_index(), 70) << text;
+      EXPECT_NE(std::string(e.what()).find("'w' has NaN at index [1, 6]"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Quantize, IgnoringNonFiniteObservesTheRestAndSaturates) {
