@@ -158,6 +158,36 @@ MinMax f32_minmax(std::span<const float> x, bool skip_nonfinite) noexcept;
 float f32_absmax(std::span<const float> x, bool skip_nonfinite) noexcept;
 std::size_t f32_find_nonfinite(std::span<const float> x) noexcept;
 
+/// What the per-block kernels need of a scheme, prepared once (BlockScheme::of).
+struct BlockScheme {
+  Scheme scheme;
+  QuantizeSpec spec;
+  int qmin = 0, qmax = 0;
+  double divisor = 1;  ///< scale_divisor(scheme)
+  bool symmetric = true;
+  bool float_offset = false;
+  std::int32_t symmetric_zero_point = 0;
+  bool skip_nonfinite = false;  ///< leave NaN/inf out of each block's range (else: none present)
+
+  static BlockScheme of(const Scheme& s, bool skip_nonfinite) noexcept {
+    return {s, quantize_spec(s), s.qmin(), s.qmax(), scale_divisor(s), s.symmetric,
+            s.zero_point == ZeroPointKind::float_offset, s.symmetric_zero_point(), skip_nonfinite};
+  }
+};
+
+/// Per-block quantization in one pass: x holds `blocks` consecutive blocks of `block` values;
+/// each block gets its min/max (f32_minmax), its parameters (exactly choose_params) written to
+/// scale/zero_point/offset[b], and its codes. Bit-identical to doing those three steps with the
+/// reference functions.
+void f32_qs8_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+                             std::span<std::int32_t> zero_point, std::span<float> offset, std::span<std::int8_t> q) noexcept;
+void f32_qu8_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+                             std::span<std::int32_t> zero_point, std::span<float> offset, std::span<std::uint8_t> q) noexcept;
+void f32_qs16_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+                              std::span<std::int32_t> zero_point, std::span<float> offset, std::span<std::int16_t> q) noexcept;
+void f32_qu16_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+                              std::span<std::int32_t> zero_point, std::span<float> offset, std::span<std::uint16_t> q) noexcept;
+
 /// Instruction sets this binary contains and this CPU runs, best first ("AVX3", "AVX2", "SSE4",
 /// "EMU128", ...).
 std::vector<std::string> available_targets();

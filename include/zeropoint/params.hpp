@@ -35,6 +35,10 @@ struct AffineParams {
 /// Throws zp::Error if min or max is not finite or min > max.
 AffineParams choose_params(float min, float max, const Scheme& scheme);
 
+/// What choose_params divides the mapped range by: qmax for symmetric narrow schemes,
+/// (qmax - qmin) / 2 for symmetric full-range ones, qmax - qmin otherwise.
+double scale_divisor(const Scheme& scheme) noexcept;
+
 /// Every intermediate quantity of choose_params, for `zeropoint explain` and for tests. The
 /// fields that a scheme does not use are left at 0.
 struct ParamDerivation {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "zeropoint/observe.hpp"
@@ -45,8 +46,17 @@ QuantizedTensor quantize(const TensorView& x, const QParams& params);
 /// instead of twice. Throws what compute_params throws.
 QuantizedTensor quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options = {});
 
+/// The same, into `out`, reusing its buffers when they are large enough. Fresh memory is costly
+/// to touch the first time (page faults); code that quantizes tensor after tensor should keep
+/// one QuantizedTensor and pass it here each time.
+void quantize(const TensorView& x, const QParams& params, QuantizedTensor& out);
+void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options, QuantizedTensor& out);
+
 /// x = (q - zero_point) * scale + offset, as float32.
 Tensor dequantize(const QuantizedTensor& q);
+
+/// The same into caller-owned memory of exactly q.numel() floats.
+void dequantize(const QuantizedTensor& q, std::span<float> out);
 
 /// dequantize(quantize(x, params)) without storing the codes.
 Tensor fake_quantize(const TensorView& x, const QParams& params);

@@ -22,6 +22,12 @@ double round_half_even(double v) {
 
 }  // namespace
 
+double scale_divisor(const Scheme& scheme) noexcept {
+  const double code_span = static_cast<double>(scheme.qmax()) - scheme.qmin();
+  if (scheme.symmetric) return scheme.narrow ? static_cast<double>(scheme.qmax()) : code_span / 2.0;
+  return code_span;
+}
+
 ParamDerivation derive_params(float min, float max, const Scheme& scheme) {
   if (!std::isfinite(min) || !std::isfinite(max)) {
     throw Error(fmt::format("cannot choose parameters for the range [{}, {}]: it must be finite", min, max));
@@ -31,7 +37,7 @@ ParamDerivation derive_params(float min, float max, const Scheme& scheme) {
   ParamDerivation d;
   d.qmin = scheme.qmin();
   d.qmax = scheme.qmax();
-  const double code_span = static_cast<double>(d.qmax) - d.qmin;
+  d.divisor = scale_divisor(scheme);
   auto finish = [&d](float scale, std::int32_t zero_point, float offset) {
     d.result = {scale, zero_point, offset};
     return d;
@@ -41,7 +47,6 @@ ParamDerivation derive_params(float min, float max, const Scheme& scheme) {
     // The offset absorbs the minimum, so the range need not contain 0.
     d.lo = min;
     d.hi = max;
-    d.divisor = code_span;
     d.exact_scale = (d.hi - d.lo) / d.divisor;
     const auto scale = static_cast<float>(d.exact_scale);
     d.degenerate = !(scale >= FLT_MIN);
@@ -58,14 +63,12 @@ ParamDerivation derive_params(float min, float max, const Scheme& scheme) {
     d.amax = std::max(-d.lo, d.hi);
     // Narrow signed range: amax maps to qmax and -amax to -qmax. Otherwise amax maps to half
     // the code span (PyTorch's convention), and unsigned codes centre on 2^(bits-1).
-    d.divisor = scheme.narrow ? static_cast<double>(d.qmax) : code_span / 2.0;
     d.exact_scale = d.amax / d.divisor;
     const auto scale = static_cast<float>(d.exact_scale);
     d.degenerate = !(scale >= FLT_MIN);
     // The zero point is part of a symmetric scheme, degenerate or not.
     return finish(d.degenerate ? 1.0f : scale, scheme.symmetric_zero_point(), 0.0f);
   }
-  d.divisor = code_span;
   d.exact_scale = (d.hi - d.lo) / d.divisor;
   const auto scale = static_cast<float>(d.exact_scale);
   d.degenerate = !(scale >= FLT_MIN);

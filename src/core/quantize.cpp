@@ -70,6 +70,16 @@ void dequantize_span(std::span<const Code> q, const AffineParams& p, std::span<f
   else qu16_f32_dequantize(q, p, x);
 }
 
+template <class Code>
+void quantize_blocks(std::span<const float> x, std::size_t block, const kernels::BlockScheme& b, std::span<float> scale,
+                     std::span<std::int32_t> zero_point, std::span<float> offset, std::span<Code> q) noexcept {
+  using namespace kernels;
+  if constexpr (std::is_same_v<Code, std::int8_t>) f32_qs8_quantize_blocks(x, block, b, scale, zero_point, offset, q);
+  else if constexpr (std::is_same_v<Code, std::uint8_t>) f32_qu8_quantize_blocks(x, block, b, scale, zero_point, offset, q);
+  else if constexpr (std::is_same_v<Code, std::int16_t>) f32_qs16_quantize_blocks(x, block, b, scale, zero_point, offset, q);
+  else f32_qu16_quantize_blocks(x, block, b, scale, zero_point, offset, q);
+}
+
 // Quantizes elements [begin, end) of x into out[0, end - begin). Runs that share one parameter
 // set go through the SIMD kernel; runs whose parameters change at every element (channels along
 // the innermost axis) use the element formula.
@@ -229,13 +239,12 @@ std::int64_t packed_size(std::int64_t count, int bits) {
   return (count * cbits + 7) / 8;
 }
 
-QuantizedTensor quantize(const TensorView& x, const QParams& params) {
+void quantize(const TensorView& x, const QParams& params, QuantizedTensor& q) {
   if (!is_float(x.dtype())) {
     throw Error(fmt::format("cannot quantize a {} tensor: only float tensors (f32, f64, f16, bf16) can be quantized",
                             dtype_name(x.dtype())));
   }
   params.check_fits(x.shape());
-  QuantizedTensor q;
   q.shape = x.shape();
   q.params = params;
   const std::int64_t n = x.numel();
@@ -253,16 +262,28 @@ QuantizedTensor quantize(const TensorView& x, const QParams& params) {
     else if (in == DType::bf16) quantize_all<Input::bf16, Code>(static_cast<const std::uint16_t*>(src), n, layout, params, data);
     else quantize_all<Input::f32, Code>(static_cast<const float*>(src), n, layout, params, data);
   });
+}
+
+QuantizedTensor quantize(const TensorView& x, const QParams& params) {
+  QuantizedTensor q;
+  quantize(x, params, q);
   return q;
 }
 
-Tensor dequantize(const QuantizedTensor& q) {
+void dequantize(const QuantizedTensor& q, std::span<float> out) {
   validate_codes(q);
-  Tensor out(DType::f32, q.shape);
+  if (static_cast<std::int64_t>(out.size()) != q.numel()) {
+    throw Error(fmt::format("dequantize needs room for {} values, the output has {}", q.numel(), out.size()));
+  }
   const ParamLayout layout = ParamLayout::of(q.shape, q.params.scheme);
   with_code_type(q.params.scheme, [&]<class Code>() {
-    dequantize_all<Code>(q.data.data(), out.numel(), layout, q.params, out.span<float>().data());
+    dequantize_all<Code>(q.data.data(), q.numel(), layout, q.params, out.data());
   });
+}
+
+Tensor dequantize(const QuantizedTensor& q) {
+  Tensor out(DType::f32, q.shape);
+  dequantize(q, out.span<float>());
   return out;
 }
 
@@ -283,10 +304,9 @@ bool fusable(const ParamLayout& l, const Scheme& s) {
 
 // One pass: each thread takes the runs that start in its range, in batches of about kChunk
 // elements: widen (16-bit input), find the range of each run, choose its parameters, quantize.
-QuantizedTensor quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme& scheme,
-                               const ObserveOptions& options) {
+void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme& scheme, const ObserveOptions& options,
+                    QuantizedTensor& q) {
   const std::int64_t n = x.numel();
-  QuantizedTensor q;
   q.shape = x.shape();
   q.params.scheme = scheme;
   q.params.param_shape = layout.param_shape;
@@ -296,6 +316,7 @@ QuantizedTensor quantize_fused(const TensorView& x, const ParamLayout& layout, c
   q.params.offset.resize(groups);
   q.data.resize(static_cast<std::size_t>(packed_size(n, scheme.bits)));
   const kernels::QuantizeSpec spec = kernels::quantize_spec(scheme);
+  const kernels::BlockScheme block_scheme = kernels::BlockScheme::of(scheme, options.ignore_nonfinite);
   const int cbits = container_bits(scheme.bits);
   std::atomic<std::int64_t> first_bad{n};
 
@@ -321,17 +342,56 @@ QuantizedTensor quantize_fused(const TensorView& x, const ParamLayout& layout, c
       }
     }
     Code* out = cbits >= 8 ? reinterpret_cast<Code*>(q.data.data()) + begin : (codes.resize(count), codes.data());
-    detail::for_each_run_in(layout, begin, end, [&](const detail::Run& r) {
-      const auto part = values.subspan(static_cast<std::size_t>(r.start - begin), static_cast<std::size_t>(r.length));
-      kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
-      if (m.min > m.max) m.min = m.max = 0.0f;  // no finite value in the group
-      const AffineParams p = choose_params(m.min, m.max, scheme);
-      const auto g = static_cast<std::size_t>(r.group);
-      q.params.scale[g] = p.scale;
-      q.params.zero_point[g] = p.zero_point;
-      q.params.offset[g] = p.offset;
-      quantize_span<Input::f32, Code>(part, p, spec, {out + (r.start - begin), part.size()});
-    });
+    // Observe, choose parameters and quantize the runs in [from, to), one call each.
+    auto quantize_runs = [&](std::int64_t from, std::int64_t to) {
+      detail::for_each_run_in(layout, from, to, [&](const detail::Run& r) {
+        const auto part = values.subspan(static_cast<std::size_t>(r.start - begin), static_cast<std::size_t>(r.length));
+        kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
+        if (m.min > m.max) m.min = m.max = 0.0f;  // no finite value in the group
+        const AffineParams p = choose_params(m.min, m.max, scheme);
+        const auto g = static_cast<std::size_t>(r.group);
+        q.params.scale[g] = p.scale;
+        q.params.zero_point[g] = p.zero_point;
+        q.params.offset[g] = p.offset;
+        quantize_span<Input::f32, Code>(part, p, spec, {out + (r.start - begin), part.size()});
+      });
+    };
+    // Whole blocks of the full length, one after another: the one-pass block kernel does many
+    // per call (runs of a few dozen values are too short to pay a call each).
+    std::int64_t pos = begin;
+    if (layout.granularity == Granularity::block && layout.dim % layout.block == 0) {
+      // No partial blocks: the batch (whole runs) is one stretch of consecutive full blocks.
+      const auto g = static_cast<std::size_t>(detail::run_at(layout, begin).group);
+      const auto nb = count / static_cast<std::size_t>(layout.block);
+      quantize_blocks<Code>(values, static_cast<std::size_t>(layout.block), block_scheme, {q.params.scale.data() + g, nb},
+                            {q.params.zero_point.data() + g, nb}, {q.params.offset.data() + g, nb}, {out, count});
+      pos = end;
+    }
+    if (layout.granularity == Granularity::block) {
+      while (pos < end) {
+        const detail::Run first = detail::run_at(layout, pos);
+        std::int64_t stop = pos, blocks = 0;
+        for (detail::Run r = first; stop < end && r.length == layout.block && r.group == first.group + blocks;) {
+          stop += r.length;
+          ++blocks;
+          if (stop < end) r = detail::run_at(layout, stop);
+        }
+        if (blocks == 0) break;
+        const auto g = static_cast<std::size_t>(first.group);
+        const auto nb = static_cast<std::size_t>(blocks);
+        const auto values_of = values.subspan(static_cast<std::size_t>(pos - begin), static_cast<std::size_t>(stop - pos));
+        quantize_blocks<Code>(values_of, static_cast<std::size_t>(layout.block), block_scheme,
+                              {q.params.scale.data() + g, nb}, {q.params.zero_point.data() + g, nb},
+                              {q.params.offset.data() + g, nb}, {out + (pos - begin), values_of.size()});
+        pos = stop;
+        if (pos < end && detail::run_at(layout, pos).length != layout.block) {
+          const detail::Run partial = detail::run_at(layout, pos);
+          quantize_runs(pos, partial.start + partial.length);
+          pos = partial.start + partial.length;
+        }
+      }
+    }
+    quantize_runs(pos, end);
     if (cbits < 8) {
       kernels::pack_ref({reinterpret_cast<const std::uint8_t*>(codes.data()), count}, cbits,
                         {q.data.data() + begin * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8});
@@ -361,19 +421,24 @@ QuantizedTensor quantize_fused(const TensorView& x, const ParamLayout& layout, c
   if (const std::int64_t bad = first_bad.load(); bad < n) {
     compute_params(x, scheme, options);  // reports the first non-finite value in the usual words
   }
-  return q;
 }
 
 }  // namespace
 
-QuantizedTensor quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {
+void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options, QuantizedTensor& out) {
   scheme.validate();
   const bool direct = x.is_contiguous() && (x.dtype() == DType::f32 || x.dtype() == DType::f16 || x.dtype() == DType::bf16);
   if (direct && x.numel() > 0) {
     const ParamLayout layout = ParamLayout::of(x.shape(), scheme);
-    if (fusable(layout, scheme)) return quantize_fused(x, layout, scheme, options);
+    if (fusable(layout, scheme)) return quantize_fused(x, layout, scheme, options, out);
   }
-  return quantize(x, compute_params(x, scheme, options));
+  quantize(x, compute_params(x, scheme, options), out);
+}
+
+QuantizedTensor quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {
+  QuantizedTensor q;
+  quantize(x, scheme, options, q);
+  return q;
 }
 
 Tensor unpack_codes(const QuantizedTensor& q) {

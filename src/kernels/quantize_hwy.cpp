@@ -7,7 +7,9 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "kernels/convert_ref.hpp"
 #include "zeropoint/kernels.hpp"
@@ -15,6 +17,9 @@
 HWY_BEFORE_NAMESPACE();
 namespace zp::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+
+// Defined in reduce_hwy.cpp for each target.
+MinMax MinMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite);
 
 // round_to_integer, lane-wise. Values of magnitude >= 2^23, infinities and NaN pass through.
 template <class D, class V = hn::Vec<D>>
@@ -80,54 +85,149 @@ HWY_INLINE float ScalarAsFloat(const hwy::bfloat16_t* p) {
   return bf16_f32_convert_ref(bits);
 }
 
+// quantize_value for a vector of floats with one parameter set; constants are set up once.
+class VectorQuantizer {
+ public:
+  using DF = hn::ScalableTag<float>;
+  using V = hn::Vec<DF>;
+
+  VectorQuantizer(const AffineParams& p, const QuantizeSpec& s)
+      : spec_(s),
+        has_offset_(p.offset != 0.0f),
+        // Division is the slowest step. x * (1/scale) differs from x / scale by at most a couple
+        // of ulps, and that can only change the code when the quotient sits next to a tie
+        // (k + 0.5); so the product is used, and a vector with any lane that close to a tie (or
+        // NaN) is divided after all. Quotients beyond 2^17 saturate every code type either way.
+        // 1/scale must be a normal float for that error bound, else every vector divides.
+        via_reciprocal_(s.quotient == Quotient::divide && p.scale > 0x1p-125f && p.scale < 0x1p125f),
+        offset_(hn::Set(df_, p.offset)),
+        scale_(hn::Set(df_, p.scale)),
+        inverse_(hn::Set(df_, 1.0f / p.scale)),
+        zero_point_(hn::Set(df_, static_cast<float>(p.zero_point))),
+        lo_(hn::Set(df_, static_cast<float>(s.range.qmin))),
+        hi_(hn::Set(df_, static_cast<float>(s.range.qmax))) {}
+
+  // The codes of one vector of values, as int32 lanes inside [qmin, qmax].
+  HWY_INLINE hn::Vec<hn::Rebind<int32_t, DF>> operator()(V v) const {
+    if (has_offset_) v = hn::Sub(v, offset_);
+    if (spec_.quotient == Quotient::reciprocal) {
+      v = hn::Mul(v, inverse_);
+    } else if (via_reciprocal_) {
+      const V y = hn::Mul(v, inverse_);
+      const V magnitude = hn::Abs(y);
+      const V from_tie = hn::Abs(hn::Sub(hn::Abs(hn::Sub(y, hn::Trunc(y))), hn::Set(df_, 0.5f)));
+      const auto safe = hn::Or(hn::Gt(from_tie, hn::Mul(magnitude, hn::Set(df_, 0x1p-20f))),
+                               hn::Gt(magnitude, hn::Set(df_, 0x1p17f)));
+      v = hn::AllTrue(df_, safe) ? y : hn::Div(v, scale_);
+    } else {
+      v = hn::Div(v, scale_);
+    }
+    V r = hn::Add(RoundToInteger(df_, v, spec_.rounding), zero_point_);
+    r = hn::IfThenElse(hn::IsNaN(v), zero_point_, r);
+    r = hn::Min(hn::Max(r, lo_), hi_);
+    return hn::ConvertTo(hn::Rebind<int32_t, DF>(), r);
+  }
+
+ private:
+  DF df_;
+  QuantizeSpec spec_;
+  bool has_offset_;
+  bool via_reciprocal_;
+  V offset_, scale_, inverse_, zero_point_, lo_, hi_;
+};
+
 // q = clamp(round((x - offset) / scale) + zero_point, qmin, qmax) over one parameter group.
 template <class In, class Code>
 void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, const QuantizeSpec& spec,
               Code* HWY_RESTRICT q) {
   const hn::ScalableTag<float> df;
-  const hn::Rebind<int32_t, decltype(df)> di;
   const hn::Rebind<Code, decltype(df)> dc;
   const size_t N = hn::Lanes(df);
-  const AffineParams p = params;
-  const QuantizeSpec s = spec;
-  const bool has_offset = p.offset != 0.0f;
-  const auto offset = hn::Set(df, p.offset);
-  const auto scale = hn::Set(df, p.scale);
-  const auto inverse = hn::Set(df, 1.0f / p.scale);
-  const auto zero_point = hn::Set(df, static_cast<float>(p.zero_point));
-  const auto lo = hn::Set(df, static_cast<float>(s.range.qmin));
-  const auto hi = hn::Set(df, static_cast<float>(s.range.qmax));
-  // Division is the slowest step. x * (1/scale) differs from x / scale by at most a couple of
-  // ulps, and that can only change the code when the quotient sits next to a tie (k + 0.5); so
-  // the product is used, and a vector with any lane that close to a tie (or NaN) is divided
-  // after all. Quotients beyond 2^17 saturate every code type either way. The scale must keep
-  // 1/scale a normal float for the error bound to hold; otherwise every vector divides.
-  const bool divide_via_reciprocal =
-      s.quotient == Quotient::divide && p.scale > 0x1p-125f && p.scale < 0x1p125f;
-  const auto half = hn::Set(df, 0.5f);
-  const auto tie_margin = hn::Set(df, 0x1p-20f);  // relative: 8 ulps of the quotient
-  const auto saturating = hn::Set(df, 0x1p17f);
+  const VectorQuantizer quantizer(params, spec);
   size_t i = 0;
-  for (; i + N <= n; i += N) {
-    auto v = LoadAsFloat(df, x + i);
-    if (has_offset) v = hn::Sub(v, offset);
-    if (s.quotient == Quotient::reciprocal) {
-      v = hn::Mul(v, inverse);
-    } else if (divide_via_reciprocal) {
-      const auto y = hn::Mul(v, inverse);
-      const auto magnitude = hn::Abs(y);
-      const auto from_tie = hn::Abs(hn::Sub(hn::Abs(hn::Sub(y, hn::Trunc(y))), half));
-      const auto safe = hn::Or(hn::Gt(from_tie, hn::Mul(magnitude, tie_margin)), hn::Gt(magnitude, saturating));
-      v = hn::AllTrue(df, safe) ? y : hn::Div(v, scale);
-    } else {
-      v = hn::Div(v, scale);
+  for (; i + N <= n; i += N) hn::StoreU(hn::DemoteTo(dc, quantizer(LoadAsFloat(df, x + i))), dc, q + i);
+  for (; i < n; ++i) q[i] = static_cast<Code>(quantize_value(ScalarAsFloat(x + i), params, spec));
+}
+
+// choose_params for a batch of groups at once, in double lanes, step for step as
+// derive_params computes it (so the results are the same bits).
+HWY_INLINE void ChooseParams(const float* mins, const float* maxs, size_t count, const BlockScheme& b, float* scale,
+                             int32_t* zero_point, float* offset) {
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<float, decltype(dd)> df;
+  const hn::Rebind<int32_t, decltype(dd)> di;
+  const size_t N = hn::Lanes(dd);
+  const auto zero = hn::Zero(dd);
+  const auto one_f = hn::Set(df, 1.0f);
+  const auto divisor = hn::Set(dd, b.divisor);
+  const auto qmin = hn::Set(dd, static_cast<double>(b.qmin));
+  const auto qmax = hn::Set(dd, static_cast<double>(b.qmax));
+  const auto flt_min = hn::Set(dd, static_cast<double>(std::numeric_limits<float>::min()));
+  size_t i = 0;
+  for (; i + N <= count; i += N) {
+    auto lo = hn::PromoteTo(dd, hn::LoadU(df, mins + i));
+    auto hi = hn::PromoteTo(dd, hn::LoadU(df, maxs + i));
+    if (!b.float_offset) {
+      lo = hn::Min(lo, zero);
+      hi = hn::Max(hi, zero);
     }
-    auto r = hn::Add(RoundToInteger(df, v, s.rounding), zero_point);
-    r = hn::IfThenElse(hn::IsNaN(v), zero_point, r);
-    r = hn::Min(hn::Max(r, lo), hi);
-    hn::StoreU(hn::DemoteTo(dc, hn::ConvertTo(di, r)), dc, q + i);
+    const auto exact = b.symmetric ? hn::Div(hn::Max(hn::Neg(lo), hi), divisor) : hn::Div(hn::Sub(hi, lo), divisor);
+    const auto scale_f = hn::DemoteTo(df, exact);
+    const auto scale_d = hn::PromoteTo(dd, scale_f);
+    const auto degenerate = hn::Not(hn::Ge(scale_d, flt_min));
+    const auto degenerate_f = hn::Not(hn::Ge(scale_f, hn::Set(df, std::numeric_limits<float>::min())));
+    hn::StoreU(hn::IfThenElse(degenerate_f, one_f, scale_f), df, scale + i);
+    if (b.float_offset) {
+      const auto off = hn::IfThenElse(degenerate, hn::Sub(lo, qmin), hn::Sub(lo, hn::Mul(qmin, scale_d)));
+      hn::StoreU(hn::DemoteTo(df, off), df, offset + i);
+      hn::StoreU(hn::Zero(di), di, zero_point + i);
+    } else if (b.symmetric) {
+      hn::StoreU(hn::Set(di, b.symmetric_zero_point), di, zero_point + i);
+      hn::StoreU(hn::Zero(df), df, offset + i);
+    } else {
+      const auto zp = hn::Min(hn::Max(hn::Sub(qmin, hn::Round(hn::Div(lo, scale_d))), qmin), qmax);
+      hn::StoreU(hn::DemoteTo(di, hn::IfThenZeroElse(degenerate, zp)), di, zero_point + i);
+      hn::StoreU(hn::Zero(df), df, offset + i);
+    }
   }
-  for (; i < n; ++i) q[i] = static_cast<Code>(quantize_value(ScalarAsFloat(x + i), p, s));
+  for (; i < count; ++i) {
+    const AffineParams p = choose_params(mins[i], maxs[i], b.scheme);
+    scale[i] = p.scale;
+    zero_point[i] = p.zero_point;
+    offset[i] = p.offset;
+  }
+}
+
+// Per-block quantization of `blocks` consecutive blocks of `block` values: range, parameters and
+// codes of each block, a batch of blocks at a time so the values are read from memory once.
+template <class Code>
+void QuantizeBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, const BlockScheme& b,
+                    float* HWY_RESTRICT scale, int32_t* HWY_RESTRICT zero_point, float* HWY_RESTRICT offset,
+                    Code* HWY_RESTRICT q) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<Code, decltype(df)> dc;
+  const size_t N = hn::Lanes(df);
+  constexpr size_t kBatch = 64;
+  HWY_ALIGN float mins[kBatch];
+  HWY_ALIGN float maxs[kBatch];
+  for (size_t first = 0; first < blocks; first += kBatch) {
+    const size_t count = std::min(kBatch, blocks - first);
+    for (size_t k = 0; k < count; ++k) {
+      const MinMax m = MinMaxF32(x + (first + k) * block, block, b.skip_nonfinite);
+      const bool empty = m.min > m.max;  // no finite value in the block
+      mins[k] = empty ? 0.0f : m.min;
+      maxs[k] = empty ? 0.0f : m.max;
+    }
+    ChooseParams(mins, maxs, count, b, scale + first, zero_point + first, offset + first);
+    for (size_t k = 0; k < count; ++k) {
+      const size_t at = (first + k) * block;
+      const AffineParams p{scale[first + k], zero_point[first + k], offset[first + k]};
+      const VectorQuantizer quantizer(p, b.spec);
+      size_t i = 0;
+      for (; i + N <= block; i += N) hn::StoreU(hn::DemoteTo(dc, quantizer(hn::LoadU(df, x + at + i))), dc, q + at + i);
+      for (; i < block; ++i) q[at + i] = static_cast<Code>(quantize_value(x[at + i], p, b.spec));
+    }
+  }
 }
 
 // x = float(q - zero_point) * scale + offset over one parameter group.
@@ -181,6 +281,17 @@ void Widen(const In* HWY_RESTRICT x, size_t n, float* HWY_RESTRICT out) {
 void F16F32(const hwy::float16_t* x, size_t n, float* out) { Widen(x, n, out); }
 void BF16F32(const hwy::bfloat16_t* x, size_t n, float* out) { Widen(x, n, out); }
 
+#define ZP_BLOCKS_ENTRY(NAME, CODE)                                                                      \
+  void NAME(const float* x, size_t blocks, size_t block, const BlockScheme& b, float* scale, int32_t* zp, \
+            float* offset, CODE* q) {                                                                    \
+    QuantizeBlocks(x, blocks, block, b, scale, zp, offset, q);                                           \
+  }
+ZP_BLOCKS_ENTRY(F32QS8Blocks, int8_t)
+ZP_BLOCKS_ENTRY(F32QU8Blocks, uint8_t)
+ZP_BLOCKS_ENTRY(F32QS16Blocks, int16_t)
+ZP_BLOCKS_ENTRY(F32QU16Blocks, uint16_t)
+#undef ZP_BLOCKS_ENTRY
+
 #define ZP_DEQUANTIZE_ENTRY(NAME, CODE) \
   void NAME(const CODE* q, size_t n, const AffineParams& p, float* x) { Dequantize(q, n, p, x); }
 ZP_DEQUANTIZE_ENTRY(QS8F32, int8_t)
@@ -209,6 +320,10 @@ HWY_EXPORT(BF16QS8);
 HWY_EXPORT(BF16QU8);
 HWY_EXPORT(BF16QS16);
 HWY_EXPORT(BF16QU16);
+HWY_EXPORT(F32QS8Blocks);
+HWY_EXPORT(F32QU8Blocks);
+HWY_EXPORT(F32QS16Blocks);
+HWY_EXPORT(F32QU16Blocks);
 HWY_EXPORT(F16F32);
 HWY_EXPORT(BF16F32);
 HWY_EXPORT(QS8F32);
@@ -235,6 +350,19 @@ ZP_QUANTIZE_PUBLIC(bf16_qu8_quantize, std::uint16_t, hwy::bfloat16_t, std::uint8
 ZP_QUANTIZE_PUBLIC(bf16_qs16_quantize, std::uint16_t, hwy::bfloat16_t, std::int16_t, BF16QS16)
 ZP_QUANTIZE_PUBLIC(bf16_qu16_quantize, std::uint16_t, hwy::bfloat16_t, std::uint16_t, BF16QU16)
 #undef ZP_QUANTIZE_PUBLIC
+
+#define ZP_BLOCKS_PUBLIC(PUBLIC, CODE, EXPORTED)                                                             \
+  void PUBLIC(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,      \
+              std::span<std::int32_t> zero_point, std::span<float> offset, std::span<CODE> q) noexcept {      \
+    detail::configure_dispatch_once();                                                                      \
+    HWY_DYNAMIC_DISPATCH(EXPORTED)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(),   \
+                                   offset.data(), q.data());                                                 \
+  }
+ZP_BLOCKS_PUBLIC(f32_qs8_quantize_blocks, std::int8_t, F32QS8Blocks)
+ZP_BLOCKS_PUBLIC(f32_qu8_quantize_blocks, std::uint8_t, F32QU8Blocks)
+ZP_BLOCKS_PUBLIC(f32_qs16_quantize_blocks, std::int16_t, F32QS16Blocks)
+ZP_BLOCKS_PUBLIC(f32_qu16_quantize_blocks, std::uint16_t, F32QU16Blocks)
+#undef ZP_BLOCKS_PUBLIC
 
 void f16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept {
   detail::configure_dispatch_once();

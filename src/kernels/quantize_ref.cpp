@@ -87,12 +87,27 @@ std::size_t f32_find_nonfinite_ref(std::span<const float> x) noexcept {
 }
 
 void pack_ref(std::span<const std::uint8_t> codes, int container_bits, std::span<std::uint8_t> packed) noexcept {
+  // Field k of byte j holds code j * per_byte + k. Written per whole byte so that compilers
+  // vectorize it; the last, partly filled byte is zero-padded.
   const std::size_t per_byte = 8 / static_cast<std::size_t>(container_bits);
   const unsigned mask = (1u << container_bits) - 1u;
-  for (std::size_t b = 0; b < packed.size(); ++b) packed[b] = 0;
-  for (std::size_t i = 0; i < codes.size(); ++i) {
-    const unsigned shift = static_cast<unsigned>((i % per_byte) * container_bits);
-    packed[i / per_byte] = static_cast<std::uint8_t>(packed[i / per_byte] | ((codes[i] & mask) << shift));
+  const std::size_t whole = codes.size() / per_byte;
+  if (container_bits == 4) {
+    for (std::size_t j = 0; j < whole; ++j) {
+      packed[j] = static_cast<std::uint8_t>((codes[2 * j] & 0xFu) | (codes[2 * j + 1] << 4));
+    }
+  } else {
+    for (std::size_t j = 0; j < whole; ++j) {
+      packed[j] = static_cast<std::uint8_t>((codes[4 * j] & 3u) | ((codes[4 * j + 1] & 3u) << 2) |
+                                            ((codes[4 * j + 2] & 3u) << 4) | (codes[4 * j + 3] << 6));
+    }
+  }
+  if (whole < packed.size()) {
+    unsigned last = 0;
+    for (std::size_t i = whole * per_byte; i < codes.size(); ++i) {
+      last |= (codes[i] & mask) << ((i - whole * per_byte) * static_cast<std::size_t>(container_bits));
+    }
+    packed[whole] = static_cast<std::uint8_t>(last);
   }
 }
 

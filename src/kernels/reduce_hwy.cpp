@@ -44,17 +44,11 @@ MinMax MinMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
       hi1 = hn::Max(hi1, b);
     }
   }
-  // Lanes are combined by hand: some targets' MinOfLanes start from the largest finite value
-  // rather than infinity, which would turn an all-skipped input's +inf into FLT_MAX.
-  HWY_ALIGN float lows[hn::MaxLanes(d)];
-  HWY_ALIGN float highs[hn::MaxLanes(d)];
-  hn::Store(hn::Min(lo0, lo1), d, lows);
-  hn::Store(hn::Max(hi0, hi1), d, highs);
-  MinMax m{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
-  for (size_t k = 0; k < N; ++k) {
-    m.min = std::min(m.min, lows[k]);
-    m.max = std::max(m.max, highs[k]);
-  }
+  MinMax m{hn::GetLane(hn::MinOfLanes(d, hn::Min(lo0, lo1))), hn::GetLane(hn::MaxOfLanes(d, hn::Max(hi0, hi1)))};
+  // Some targets' MinOfLanes start from the largest finite value instead of infinity (EMU128
+  // does), which would turn "no value seen" into FLT_MAX.
+  if (hn::AllTrue(d, hn::Eq(hn::Min(lo0, lo1), pos_inf))) m.min = std::numeric_limits<float>::infinity();
+  if (hn::AllTrue(d, hn::Eq(hn::Max(hi0, hi1), neg_inf))) m.max = -std::numeric_limits<float>::infinity();
   for (; i < n; ++i) {
     const float v = x[i];
     if (skip_nonfinite && !std::isfinite(v)) continue;
@@ -85,10 +79,7 @@ float AbsMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
     m0 = hn::Max(m0, a);
     m1 = hn::Max(m1, b);
   }
-  HWY_ALIGN float lanes[hn::MaxLanes(d)];
-  hn::Store(hn::Max(m0, m1), d, lanes);
-  float m = 0.0f;
-  for (size_t k = 0; k < N; ++k) m = std::max(m, lanes[k]);
+  float m = hn::GetLane(hn::MaxOfLanes(d, hn::Max(m0, m1)));  // lanes are >= 0: no infinity issue
   if (!hn::AllTrue(d, hn::Eq(nan_seen, hn::Zero(d)))) return std::numeric_limits<float>::quiet_NaN();
   for (; i < n; ++i) {
     if (skip_nonfinite && !std::isfinite(x[i])) continue;

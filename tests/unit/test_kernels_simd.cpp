@@ -17,6 +17,8 @@
 #include "kernels/convert_ref.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/kernels.hpp"
+#include "zeropoint/params.hpp"
+#include "zeropoint/scheme.hpp"
 
 namespace zp::kernels {
 namespace {
@@ -225,6 +227,71 @@ TEST_P(SimdKernels, ReductionsMatchReference) {
   const MinMax z = f32_minmax(zeros, false);
   EXPECT_TRUE(same_bits(z.min, 0.0f));
   EXPECT_TRUE(same_bits(z.max, 0.0f));
+}
+
+// The one-pass block kernel against the three reference steps, for every kind of scheme.
+template <class Code, class Kernel, class Ref>
+void check_blocks(Kernel kernel, Ref ref, const char* type) {
+  std::mt19937 rng(4242);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const char* options : {"", ":full", ":asym", ":asym:narrow", ":asym:zp=float", ":sym", ":round=away", ":recip",
+                              ":asym:round=up"}) {
+    const std::string text = std::string(type) + ":block=2" + options;
+    Scheme scheme;
+    try {
+      scheme = Scheme::parse(text);
+    } catch (const Error&) {
+      continue;  // e.g. sym on a signed type is the default spelled out; narrow unsigned sym is refused
+    }
+    for (std::size_t block : {2, 3, 16, 17, 32, 33, 128}) {
+      for (bool skip : {false, true}) {
+        const std::size_t blocks = 70;  // more than one internal batch of 64
+        std::vector<float> x(blocks * block);
+        for (std::size_t i = 0; i < x.size(); ++i) {
+          const std::size_t b = i / block;
+          if (b % 7 == 0) x[i] = 0.0f;                                // all-zero block
+          else if (b % 7 == 1) x[i] = 3.5f;                           // constant block
+          else if (b % 7 == 2) x[i] = normal(rng) * 1e-42f;           // range underflows the scale
+          else if (b % 7 == 3) x[i] = -std::fabs(normal(rng)) - 1.0f;  // all negative
+          else x[i] = normal(rng) * static_cast<float>(b);
+        }
+        if (skip) {
+          x[block + 1] = NAN;
+          x[5 * block] = INFINITY;
+          for (std::size_t i = 6 * block; i < 7 * block; ++i) x[i] = NAN;  // no finite value at all
+        }
+        const BlockScheme bs = BlockScheme::of(scheme, skip);
+        std::vector<float> scale(blocks), offset(blocks), e_scale(blocks), e_offset(blocks);
+        std::vector<std::int32_t> zp(blocks), e_zp(blocks);
+        std::vector<Code> q(x.size()), e_q(x.size());
+        kernel(x, block, bs, scale, zp, offset, q);
+        for (std::size_t b = 0; b < blocks; ++b) {
+          const std::span<const float> values(x.data() + b * block, block);
+          MinMax m = f32_minmax_ref(values, skip);
+          if (m.min > m.max) m.min = m.max = 0.0f;
+          const AffineParams p = choose_params(m.min, m.max, scheme);
+          e_scale[b] = p.scale;
+          e_zp[b] = p.zero_point;
+          e_offset[b] = p.offset;
+          ref(values, p, quantize_spec(scheme), std::span<Code>(e_q.data() + b * block, block));
+        }
+        ASSERT_EQ(scale, e_scale) << text << " block " << block;
+        ASSERT_EQ(zp, e_zp) << text << " block " << block;
+        for (std::size_t b = 0; b < blocks; ++b) ASSERT_TRUE(same_bits(offset[b], e_offset[b])) << text << " " << b;
+        ASSERT_EQ(q, e_q) << text << " block " << block;
+      }
+    }
+  }
+}
+
+TEST_P(SimdKernels, BlockKernelMatchesReferenceSteps) {
+  check_blocks<std::int8_t>(f32_qs8_quantize_blocks, f32_qs8_quantize_ref, "int4");
+  check_blocks<std::int8_t>(f32_qs8_quantize_blocks, f32_qs8_quantize_ref, "int8");
+  check_blocks<std::uint8_t>(f32_qu8_quantize_blocks, f32_qu8_quantize_ref, "uint4");
+  check_blocks<std::uint8_t>(f32_qu8_quantize_blocks, f32_qu8_quantize_ref, "uint8");
+  check_blocks<std::int8_t>(f32_qs8_quantize_blocks, f32_qs8_quantize_ref, "int2");
+  check_blocks<std::int16_t>(f32_qs16_quantize_blocks, f32_qs16_quantize_ref, "int16");
+  check_blocks<std::uint16_t>(f32_qu16_quantize_blocks, f32_qu16_quantize_ref, "uint16");
 }
 
 TEST_P(SimdKernels, WideningMatchesReference) {
