@@ -102,12 +102,15 @@ void qu8_f32_dequantize_ref(std::span<const std::uint8_t> q, const AffineParams&
 void qs16_f32_dequantize_ref(std::span<const std::int16_t> q, const AffineParams& p, std::span<float> x) noexcept;
 void qu16_f32_dequantize_ref(std::span<const std::uint16_t> q, const AffineParams& p, std::span<float> x) noexcept;
 
-/// Min and max of x. With skip_nonfinite, NaN and +-inf are left out; otherwise the caller has
-/// checked there are none. An input with no (finite) value gives {+inf, -inf}; a zero extreme
+/// Min and max of x. With skip_nonfinite, NaN and +-inf are left out; otherwise `finite` says
+/// whether there were any. An input with no (finite) value gives {+inf, -inf}; a zero extreme
 /// is always +0.0.
 struct MinMax {
   float min;
   float max;
+  /// False when x holds a NaN or infinity (without skip_nonfinite min/max then mean nothing), so
+  /// one pass both observes the range and checks the values.
+  bool finite = true;
 };
 MinMax f32_minmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept;
 

@@ -75,22 +75,22 @@ Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOp
       else kernels::bf16_f32_convert(halves, buffer);
       values = buffer;
     }
-    if (!options.ignore_nonfinite) {
-      const std::size_t bad = kernels::f32_find_nonfinite(values);
-      if (bad != values.size()) {
-        std::int64_t seen = first_bad.load();
-        const std::int64_t here = begin + static_cast<std::int64_t>(bad);
-        while (here < seen && !first_bad.compare_exchange_weak(seen, here)) {
-        }
-        return;
+    // Where a run's min/max pass met a NaN or infinity, find the first one (rare: an error).
+    auto record_nonfinite = [&](std::span<const float> part, std::int64_t start) {
+      const std::int64_t here = start + static_cast<std::int64_t>(kernels::f32_find_nonfinite(part));
+      std::int64_t seen = first_bad.load();
+      while (here < seen && !first_bad.compare_exchange_weak(seen, here)) {
       }
-    }
+    };
     detail::for_each_run_in(layout, begin, end, [&](const detail::Run& run) {
       const auto part = values.subspan(static_cast<std::size_t>(run.start - begin), static_cast<std::size_t>(run.length));
       if (run.group_step != 0) {  // one group per element: only on the single-threaded path
         for (std::size_t i = 0; i < part.size(); ++i) {
           const float v = part[i];
-          if (!std::isfinite(v)) continue;  // only reachable with ignore_nonfinite
+          if (!std::isfinite(v)) {
+            if (!options.ignore_nonfinite) record_nonfinite(part, run.start);
+            continue;
+          }
           const auto g = static_cast<std::size_t>(run.group) + i;
           r.min[g] = std::min(r.min[g], v);
           r.max[g] = std::max(r.max[g], v);
@@ -98,6 +98,10 @@ Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOp
         return;
       }
       const kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
+      if (!m.finite && !options.ignore_nonfinite) {
+        record_nonfinite(part, run.start);
+        return;
+      }
       const detail::Run whole = detail::run_at(layout, run.start);
       const bool cut = whole.start < owned_begin || whole.start + whole.length > owned_end;
       if (cut) {

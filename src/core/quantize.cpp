@@ -332,14 +332,17 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
       else kernels::bf16_f32_convert(halves, widened);
       values = widened;
     }
-    if (!options.ignore_nonfinite) {
-      if (const std::size_t bad = kernels::f32_find_nonfinite(values); bad != count) {
-        const std::int64_t here = begin + static_cast<std::int64_t>(bad);
-        std::int64_t seen = first_bad.load();
-        while (here < seen && !first_bad.compare_exchange_weak(seen, here)) {
-        }
-        return;
+    // Block kernels take finite values (or skip the others); runs check as they observe.
+    auto nonfinite_at = [&](std::span<const float> part, std::int64_t start) {
+      const std::int64_t here = start + static_cast<std::int64_t>(kernels::f32_find_nonfinite(part));
+      std::int64_t seen = first_bad.load();
+      while (here < seen && !first_bad.compare_exchange_weak(seen, here)) {
       }
+    };
+    if (!options.ignore_nonfinite && layout.granularity == Granularity::block &&
+        kernels::f32_find_nonfinite(values) != count) {
+      nonfinite_at(values, begin);
+      return;
     }
     Code* out = cbits >= 8 ? reinterpret_cast<Code*>(q.data.data()) + begin : (codes.resize(count), codes.data());
     // Observe, choose parameters and quantize the runs in [from, to), one call each.
@@ -347,6 +350,7 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
       detail::for_each_run_in(layout, from, to, [&](const detail::Run& r) {
         const auto part = values.subspan(static_cast<std::size_t>(r.start - begin), static_cast<std::size_t>(r.length));
         kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
+        if (!m.finite && !options.ignore_nonfinite) return nonfinite_at(part, r.start);
         if (m.min > m.max) m.min = m.max = 0.0f;  // no finite value in the group
         const AffineParams p = choose_params(m.min, m.max, scheme);
         const auto g = static_cast<std::size_t>(r.group);

@@ -56,9 +56,12 @@ void qu16_f32_dequantize_ref(std::span<const std::uint16_t> q, const AffineParam
 }
 
 MinMax f32_minmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept {
-  MinMax m{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+  MinMax m{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(), true};
   for (float v : x) {
-    if (skip_nonfinite && !std::isfinite(v)) continue;
+    if (!std::isfinite(v)) {
+      m.finite = false;
+      if (skip_nonfinite) continue;
+    }
     if (v < m.min) m.min = v;
     if (v > m.max) m.max = v;
   }

@@ -23,12 +23,14 @@ MinMax MinMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
   const auto neg_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
   // Two accumulators per side hide the latency of min/max.
   auto lo0 = pos_inf, lo1 = pos_inf, hi0 = neg_inf, hi1 = neg_inf;
+  auto bad = hn::Zero(d);
   size_t i = 0;
   if (skip_nonfinite) {
     for (; i + 2 * N <= n; i += 2 * N) {
       const auto a = hn::LoadU(d, x + i);
       const auto b = hn::LoadU(d, x + i + N);
       const auto fa = hn::IsFinite(a), fb = hn::IsFinite(b);
+      bad = hn::Or(bad, hn::VecFromMask(d, hn::Not(hn::And(fa, fb))));
       lo0 = hn::Min(lo0, hn::IfThenElse(fa, a, pos_inf));
       hi0 = hn::Max(hi0, hn::IfThenElse(fa, a, neg_inf));
       lo1 = hn::Min(lo1, hn::IfThenElse(fb, b, pos_inf));
@@ -38,6 +40,9 @@ MinMax MinMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
     for (; i + 2 * N <= n; i += 2 * N) {
       const auto a = hn::LoadU(d, x + i);
       const auto b = hn::LoadU(d, x + i + N);
+      // |v| < inf is false for inf and NaN: one compare checks both (min/max may drop NaN on
+      // some targets, so they cannot tell).
+      bad = hn::Or(bad, hn::VecFromMask(d, hn::Not(hn::And(hn::Lt(hn::Abs(a), pos_inf), hn::Lt(hn::Abs(b), pos_inf)))));
       lo0 = hn::Min(lo0, a);
       hi0 = hn::Max(hi0, a);
       lo1 = hn::Min(lo1, b);
@@ -49,9 +54,13 @@ MinMax MinMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
   // does), which would turn "no value seen" into FLT_MAX.
   if (hn::AllTrue(d, hn::Eq(hn::Min(lo0, lo1), pos_inf))) m.min = std::numeric_limits<float>::infinity();
   if (hn::AllTrue(d, hn::Eq(hn::Max(hi0, hi1), neg_inf))) m.max = -std::numeric_limits<float>::infinity();
+  m.finite = hn::AllTrue(d, hn::Eq(bad, hn::Zero(d)));
   for (; i < n; ++i) {
     const float v = x[i];
-    if (skip_nonfinite && !std::isfinite(v)) continue;
+    if (!std::isfinite(v)) {
+      m.finite = false;
+      if (skip_nonfinite) continue;
+    }
     if (v < m.min) m.min = v;
     if (v > m.max) m.max = v;
   }

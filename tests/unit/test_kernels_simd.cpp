@@ -206,6 +206,7 @@ TEST_P(SimdKernels, ReductionsMatchReference) {
         const std::span<const float> f(finite.data() + offset, n);
         const MinMax e = f32_minmax_ref(f, false), a = f32_minmax(f, false);
         ASSERT_TRUE(same_bits(e.min, a.min) && same_bits(e.max, a.max)) << "n=" << n;
+        ASSERT_TRUE(e.finite && a.finite) << "n=" << n;
         ASSERT_TRUE(same_bits(f32_absmax_ref(f, false), f32_absmax(f, false))) << "n=" << n;
         ASSERT_EQ(f32_find_nonfinite_ref(f), f32_find_nonfinite(f));
       }
@@ -213,6 +214,9 @@ TEST_P(SimdKernels, ReductionsMatchReference) {
         const std::span<const float> all(x.data() + offset, n);
         const MinMax e = f32_minmax_ref(all, true), a = f32_minmax(all, true);
         ASSERT_TRUE(same_bits(e.min, a.min) && same_bits(e.max, a.max)) << "n=" << n;
+        ASSERT_EQ(e.finite, a.finite) << "n=" << n;
+        ASSERT_EQ(f32_minmax_ref(all, false).finite, f32_minmax(all, false).finite) << "n=" << n;
+        ASSERT_EQ(f32_minmax(all, false).finite, f32_find_nonfinite_ref(all) == all.size()) << "n=" << n;
         ASSERT_TRUE(same_bits(f32_absmax_ref(all, true), f32_absmax(all, true))) << "n=" << n;
         const float ea = f32_absmax_ref(all, false), aa = f32_absmax(all, false);
         ASSERT_TRUE(same_bits(ea, aa) || (std::isnan(ea) && std::isnan(aa))) << "n=" << n;
