@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "core/chunk_input.hpp"
 #include "core/runs.hpp"
 #include "core/thread_pool.hpp"
 #include "zeropoint/error.hpp"
@@ -61,34 +62,18 @@ Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOp
   };
   std::mutex merge_mutex;
   std::vector<Partial> cut_runs;
-  std::atomic<std::int64_t> first_bad{n};
+  detail::FirstNonFinite first_bad(n);
 
   auto observe_chunk = [&](std::int64_t begin, std::int64_t end, std::int64_t owned_begin, std::int64_t owned_end,
                            std::vector<Partial>& cuts, std::vector<float>& buffer) {
-    std::span<const float> values;
-    if (in == DType::f32) {
-      values = {static_cast<const float*>(src) + begin, static_cast<std::size_t>(end - begin)};
-    } else {
-      buffer.resize(static_cast<std::size_t>(end - begin));
-      const std::span<const std::uint16_t> halves{static_cast<const std::uint16_t*>(src) + begin, buffer.size()};
-      if (in == DType::f16) kernels::f16_f32_convert(halves, buffer);
-      else kernels::bf16_f32_convert(halves, buffer);
-      values = buffer;
-    }
-    // Where a run's min/max pass met a NaN or infinity, find the first one (rare: an error).
-    auto record_nonfinite = [&](std::span<const float> part, std::int64_t start) {
-      const std::int64_t here = start + static_cast<std::int64_t>(kernels::f32_find_nonfinite(part));
-      std::int64_t seen = first_bad.load();
-      while (here < seen && !first_bad.compare_exchange_weak(seen, here)) {
-      }
-    };
+    const std::span<const float> values = detail::float_values(src, in, begin, end, buffer);
     detail::for_each_run_in(layout, begin, end, [&](const detail::Run& run) {
       const auto part = values.subspan(static_cast<std::size_t>(run.start - begin), static_cast<std::size_t>(run.length));
       if (run.group_step != 0) {  // one group per element: only on the single-threaded path
         for (std::size_t i = 0; i < part.size(); ++i) {
           const float v = part[i];
           if (!std::isfinite(v)) {
-            if (!options.ignore_nonfinite) record_nonfinite(part, run.start);
+            if (!options.ignore_nonfinite) first_bad.found_in(part, run.start);
             continue;
           }
           const auto g = static_cast<std::size_t>(run.group) + i;
@@ -99,7 +84,7 @@ Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOp
       }
       const kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
       if (!m.finite && !options.ignore_nonfinite) {
-        record_nonfinite(part, run.start);
+        first_bad.found_in(part, run.start);
         return;
       }
       const detail::Run whole = detail::run_at(layout, run.start);
@@ -126,7 +111,7 @@ Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOp
   if (groups_contiguous) detail::parallel_for(n, kObserveChunk, observe_range);
   else observe_range(0, n);
 
-  if (const std::int64_t bad = first_bad.load(); bad < n) {
+  if (const std::int64_t bad = first_bad.index(); bad < n) {
     const float value = [&] {
       const Tensor one = to_f32(TensorView(static_cast<const std::byte*>(src) + bad * static_cast<std::int64_t>(dtype_size(in)), in, {1}));
       return one.span<float>()[0];

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "core/chunk_input.hpp"
 #include "core/runs.hpp"
 #include "core/thread_pool.hpp"
 #include "zeropoint/observe.hpp"
@@ -318,30 +319,15 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
   const kernels::QuantizeSpec spec = kernels::quantize_spec(scheme);
   const kernels::BlockScheme block_scheme = kernels::BlockScheme::of(scheme, options.ignore_nonfinite);
   const int cbits = container_bits(scheme.bits);
-  std::atomic<std::int64_t> first_bad{n};
+  detail::FirstNonFinite first_bad(n);
 
   auto batch = [&]<class Code>(std::int64_t begin, std::int64_t end, std::vector<float>& widened, std::vector<Code>& codes) {
-    std::span<const float> values;
     const auto count = static_cast<std::size_t>(end - begin);
-    if (x.dtype() == DType::f32) {
-      values = {static_cast<const float*>(x.data()) + begin, count};
-    } else {
-      widened.resize(count);
-      const std::span<const std::uint16_t> halves{static_cast<const std::uint16_t*>(x.data()) + begin, count};
-      if (x.dtype() == DType::f16) kernels::f16_f32_convert(halves, widened);
-      else kernels::bf16_f32_convert(halves, widened);
-      values = widened;
-    }
+    const std::span<const float> values = detail::float_values(x.data(), x.dtype(), begin, end, widened);
     // Block kernels take finite values (or skip the others); runs check as they observe.
-    auto nonfinite_at = [&](std::span<const float> part, std::int64_t start) {
-      const std::int64_t here = start + static_cast<std::int64_t>(kernels::f32_find_nonfinite(part));
-      std::int64_t seen = first_bad.load();
-      while (here < seen && !first_bad.compare_exchange_weak(seen, here)) {
-      }
-    };
     if (!options.ignore_nonfinite && layout.granularity == Granularity::block &&
         kernels::f32_find_nonfinite(values) != count) {
-      nonfinite_at(values, begin);
+      first_bad.found_in(values, begin);
       return;
     }
     Code* out = cbits >= 8 ? reinterpret_cast<Code*>(q.data.data()) + begin : (codes.resize(count), codes.data());
@@ -350,7 +336,7 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
       detail::for_each_run_in(layout, from, to, [&](const detail::Run& r) {
         const auto part = values.subspan(static_cast<std::size_t>(r.start - begin), static_cast<std::size_t>(r.length));
         kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
-        if (!m.finite && !options.ignore_nonfinite) return nonfinite_at(part, r.start);
+        if (!m.finite && !options.ignore_nonfinite) return first_bad.found_in(part, r.start);
         if (m.min > m.max) m.min = m.max = 0.0f;  // no finite value in the group
         const AffineParams p = choose_params(m.min, m.max, scheme);
         const auto g = static_cast<std::size_t>(r.group);
@@ -422,7 +408,7 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
       }
     });
   });
-  if (const std::int64_t bad = first_bad.load(); bad < n) {
+  if (const std::int64_t bad = first_bad.index(); bad < n) {
     compute_params(x, scheme, options);  // reports the first non-finite value in the usual words
   }
 }

@@ -54,16 +54,11 @@ MinMax MinMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
   // does), which would turn "no value seen" into FLT_MAX.
   if (hn::AllTrue(d, hn::Eq(hn::Min(lo0, lo1), pos_inf))) m.min = std::numeric_limits<float>::infinity();
   if (hn::AllTrue(d, hn::Eq(hn::Max(hi0, hi1), neg_inf))) m.max = -std::numeric_limits<float>::infinity();
-  m.finite = hn::AllTrue(d, hn::Eq(bad, hn::Zero(d)));
-  for (; i < n; ++i) {
-    const float v = x[i];
-    if (!std::isfinite(v)) {
-      m.finite = false;
-      if (skip_nonfinite) continue;
-    }
-    if (v < m.min) m.min = v;
-    if (v > m.max) m.max = v;
-  }
+  // The tail is the reference's job; it also returns zero extremes as +0.0.
+  const MinMax tail = f32_minmax_ref({x + i, n - i}, skip_nonfinite);
+  m.finite = tail.finite && hn::AllTrue(d, hn::Eq(bad, hn::Zero(d)));
+  m.min = std::min(m.min, tail.min);
+  m.max = std::max(m.max, tail.max);
   if (m.min == 0.0f) m.min = 0.0f;
   if (m.max == 0.0f) m.max = 0.0f;
   return m;
