@@ -213,7 +213,24 @@ void QuantizeBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, co
   for (size_t first = 0; first < blocks; first += kBatch) {
     const size_t count = std::min(kBatch, blocks - first);
     for (size_t k = 0; k < count; ++k) {
-      const MinMax m = MinMaxF32(x + (first + k) * block, block, b.skip_nonfinite);
+      const float* values = x + (first + k) * block;
+      MinMax m;
+      if (block % N == 0 && !b.skip_nonfinite) {
+        // The common case inline (a call per block of a few dozen values costs as much as the
+        // block): whole vectors of finite values.
+        auto lo = hn::LoadU(df, values), hi = lo;
+        for (size_t i = N; i < block; i += N) {
+          const auto v = hn::LoadU(df, values + i);
+          lo = hn::Min(lo, v);
+          hi = hn::Max(hi, v);
+        }
+        m.min = hn::GetLane(hn::MinOfLanes(df, lo));
+        m.max = hn::GetLane(hn::MaxOfLanes(df, hi));
+        if (m.min == 0.0f) m.min = 0.0f;  // as f32_minmax_ref: a zero extreme is +0.0
+        if (m.max == 0.0f) m.max = 0.0f;
+      } else {
+        m = MinMaxF32(values, block, b.skip_nonfinite);
+      }
       const bool empty = m.min > m.max;  // no finite value in the block
       mins[k] = empty ? 0.0f : m.min;
       maxs[k] = empty ? 0.0f : m.max;
