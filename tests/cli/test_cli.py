@@ -383,7 +383,7 @@ class BadInput(unittest.TestCase):
 
 class Help(unittest.TestCase):
     def test_every_command_has_help_with_an_example(self):
-        for cmd in ([], ["explain"], ["quantize"], ["dequantize"]):
+        for cmd in ([], ["explain"], ["quantize"], ["dequantize"], ["bench"]):
             p = run(*cmd, "--help")
             self.assertEqual(p.returncode, 0)
             self.assertIn("Example", p.stdout, cmd)

@@ -8,5 +8,6 @@ namespace zp::cli {
 void add_explain(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_dequantize(CLI::App& app);
+void add_bench(CLI::App& app);
 
 }  // namespace zp::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       "  zeropoint explain --range -10 10 --type int8 --values 0 10 -10 5 -7.5\n"
       "  zeropoint quantize weights.npy --scheme int4:block=32 -o weights.q.npz\n"
       "  zeropoint dequantize weights.q.npz -o weights.dq.npy\n"
+      "  zeropoint bench --sizes 4 64 --threads 1 2\n"
       "Run 'zeropoint COMMAND --help' for a command's options; schemes are described in docs/math.md.");
   // One line on stderr for every usage error, as for every other error.
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   zp::cli::add_explain(app);
   zp::cli::add_quantize(app);
   zp::cli::add_dequantize(app);
+  zp::cli::add_bench(app);
 
   try {
     app.parse(argc, argv);
