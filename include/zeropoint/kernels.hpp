@@ -153,6 +153,12 @@ void qu8_f32_dequantize(std::span<const std::uint8_t> q, const AffineParams& p, 
 void qs16_f32_dequantize(std::span<const std::int16_t> q, const AffineParams& p, std::span<float> x) noexcept;
 void qu16_f32_dequantize(std::span<const std::uint16_t> q, const AffineParams& p, std::span<float> x) noexcept;
 
+/// Whether every code lies in [qmin, qmax]: how a file's codes are validated.
+bool codes_in_range(std::span<const std::int8_t> q, int qmin, int qmax) noexcept;
+bool codes_in_range(std::span<const std::uint8_t> q, int qmin, int qmax) noexcept;
+bool codes_in_range(std::span<const std::int16_t> q, int qmin, int qmax) noexcept;
+bool codes_in_range(std::span<const std::uint16_t> q, int qmin, int qmax) noexcept;
+
 /// Exact widening of 16-bit floats (raw bit patterns) to float32, as the _convert_ref functions.
 void f16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept;
 void bf16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept;

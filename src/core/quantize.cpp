@@ -175,15 +175,10 @@ void with_code_type(const Scheme& s, Fn&& fn) {
 }
 
 // Codes outside the range would dequantize to values the scheme cannot produce: the file lies.
-// The min/max scan vectorizes; the position is only searched for when there is something to report.
+// The check is a SIMD kernel; the position is only searched for when there is something to report.
 template <class Code>
 void check_codes_in_range(std::span<const Code> codes, const Scheme& s, const Shape& shape, std::int64_t first_index) {
-  Code lo = std::numeric_limits<Code>::max(), hi = std::numeric_limits<Code>::min();
-  for (Code c : codes) {
-    lo = std::min(lo, c);
-    hi = std::max(hi, c);
-  }
-  if (codes.empty() || (lo >= s.qmin() && hi <= s.qmax())) return;
+  if (kernels::codes_in_range(codes, s.qmin(), s.qmax())) return;
   for (std::size_t i = 0; i < codes.size(); ++i) {
     const std::int32_t c = codes[i];
     if (c < s.qmin() || c > s.qmax()) {

@@ -94,6 +94,29 @@ float AbsMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
   return m;
 }
 
+// Whether every code lies in [qmin, qmax] (both within Code's range).
+template <class Code>
+bool CodesInRange(const Code* HWY_RESTRICT q, size_t n, Code qmin, Code qmax) {
+  const hn::ScalableTag<Code> d;
+  const size_t N = hn::Lanes(d);
+  const auto lo = hn::Set(d, qmin), hi = hn::Set(d, qmax);
+  auto outside = hn::Zero(d);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto v = hn::LoadU(d, q + i);
+    outside = hn::Or(outside, hn::VecFromMask(d, hn::Or(hn::Lt(v, lo), hn::Gt(v, hi))));
+  }
+  if (!hn::AllTrue(d, hn::Eq(outside, hn::Zero(d)))) return false;
+  for (; i < n; ++i) {
+    if (q[i] < qmin || q[i] > qmax) return false;
+  }
+  return true;
+}
+bool CodesInRangeS8(const int8_t* q, size_t n, int8_t lo, int8_t hi) { return CodesInRange(q, n, lo, hi); }
+bool CodesInRangeU8(const uint8_t* q, size_t n, uint8_t lo, uint8_t hi) { return CodesInRange(q, n, lo, hi); }
+bool CodesInRangeS16(const int16_t* q, size_t n, int16_t lo, int16_t hi) { return CodesInRange(q, n, lo, hi); }
+bool CodesInRangeU16(const uint16_t* q, size_t n, uint16_t lo, uint16_t hi) { return CodesInRange(q, n, lo, hi); }
+
 size_t FindNonFiniteF32(const float* HWY_RESTRICT x, size_t n) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
@@ -118,6 +141,35 @@ namespace zp::kernels {
 HWY_EXPORT(MinMaxF32);
 HWY_EXPORT(AbsMaxF32);
 HWY_EXPORT(FindNonFiniteF32);
+HWY_EXPORT(CodesInRangeS8);
+HWY_EXPORT(CodesInRangeU8);
+HWY_EXPORT(CodesInRangeS16);
+HWY_EXPORT(CodesInRangeU16);
+
+template <class Code, class Fn>
+static bool codes_in_range_via(Fn fn, std::span<const Code> q, int qmin, int qmax) noexcept {
+  // A range wider than the type clamps to it: every stored value is then inside.
+  const auto lo = static_cast<Code>(std::max<int>(qmin, std::numeric_limits<Code>::min()));
+  const auto hi = static_cast<Code>(std::min<int>(qmax, std::numeric_limits<Code>::max()));
+  return fn(q.data(), q.size(), lo, hi);
+}
+
+bool codes_in_range(std::span<const std::int8_t> q, int qmin, int qmax) noexcept {
+  detail::configure_dispatch_once();
+  return codes_in_range_via(HWY_DYNAMIC_DISPATCH(CodesInRangeS8), q, qmin, qmax);
+}
+bool codes_in_range(std::span<const std::uint8_t> q, int qmin, int qmax) noexcept {
+  detail::configure_dispatch_once();
+  return codes_in_range_via(HWY_DYNAMIC_DISPATCH(CodesInRangeU8), q, qmin, qmax);
+}
+bool codes_in_range(std::span<const std::int16_t> q, int qmin, int qmax) noexcept {
+  detail::configure_dispatch_once();
+  return codes_in_range_via(HWY_DYNAMIC_DISPATCH(CodesInRangeS16), q, qmin, qmax);
+}
+bool codes_in_range(std::span<const std::uint16_t> q, int qmin, int qmax) noexcept {
+  detail::configure_dispatch_once();
+  return codes_in_range_via(HWY_DYNAMIC_DISPATCH(CodesInRangeU16), q, qmin, qmax);
+}
 
 MinMax f32_minmax(std::span<const float> x, bool skip_nonfinite) noexcept {
   detail::configure_dispatch_once();

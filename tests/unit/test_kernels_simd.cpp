@@ -298,6 +298,29 @@ TEST_P(SimdKernels, BlockKernelMatchesReferenceSteps) {
   check_blocks<std::uint16_t>(f32_qu16_quantize_blocks, f32_qu16_quantize_ref, "uint16");
 }
 
+template <class Code>
+void check_codes_in_range() {
+  std::vector<Code> q(70);
+  for (std::size_t i = 0; i < q.size(); ++i) q[i] = static_cast<Code>(i % 7);
+  for (std::size_t n = 0; n <= q.size(); ++n) {
+    const std::span<const Code> part(q.data(), n);
+    EXPECT_TRUE(codes_in_range(part, 0, 6)) << n;
+    EXPECT_EQ(codes_in_range(part, 1, 6), n == 0) << n;  // code 0 is at index 0
+    EXPECT_EQ(codes_in_range(part, 0, 5), n < 7) << n;   // code 6 first appears at index 6
+    EXPECT_TRUE(codes_in_range(part, -100000, 100000)) << n;  // wider than the type
+  }
+  q[69] = std::numeric_limits<Code>::max();  // the last lane, past every full vector
+  EXPECT_FALSE(codes_in_range(std::span<const Code>(q), 0, 6));
+  EXPECT_TRUE(codes_in_range(std::span<const Code>(q), 0, std::numeric_limits<Code>::max()));
+}
+
+TEST_P(SimdKernels, CodesInRange) {
+  check_codes_in_range<std::int8_t>();
+  check_codes_in_range<std::uint8_t>();
+  check_codes_in_range<std::int16_t>();
+  check_codes_in_range<std::uint16_t>();
+}
+
 TEST_P(SimdKernels, WideningMatchesReference) {
   // Every one of the 65536 patterns, at an odd offset so the tail path runs too.
   std::vector<std::uint16_t> all(65536 + 3);
