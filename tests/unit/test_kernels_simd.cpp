@@ -126,6 +126,28 @@ TEST_P(SimdKernels, QuantizeLargeRandomArrays) {
   }
 }
 
+// Spans past 16 MiB take the streaming-store path (with an unaligned head); same bits.
+TEST_P(SimdKernels, QuantizeStreamingSizes) {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal(0.0f, 30.0f);
+  std::vector<float> x((std::size_t{1} << 22) + 101);
+  for (float& v : x) v = normal(rng);
+  x[7] = NAN;
+  x[x.size() - 3] = (7.0f + 0.5f) * 0.5f;  // a tie in the tail
+  const AffineParams p{0.5f, 3, 0.0f};
+  const QuantizeSpec spec{{-128, 127}, Rounding::half_even, Quotient::divide};
+  const std::span<const float> in(x.data() + 1, x.size() - 1);
+  std::vector<std::int8_t> expected(in.size() + 5), actual(in.size() + 5);
+  f32_qs8_quantize_ref(in, p, spec, std::span<std::int8_t>(expected.data() + 3, in.size()));
+  f32_qs8_quantize(in, p, spec, std::span<std::int8_t>(actual.data() + 3, in.size()));  // unaligned
+  ASSERT_EQ(actual, expected);
+  std::vector<std::uint8_t> e8(in.size()), a8(in.size());
+  const QuantizeSpec uspec{{0, 255}, Rounding::half_even, Quotient::divide};
+  f32_qu8_quantize_ref(in, p, uspec, e8);
+  f32_qu8_quantize(in, p, uspec, a8);
+  ASSERT_EQ(a8, e8);
+}
+
 // f16 / bf16 inputs: the SIMD kernel widens in registers; the reference is the f32 reference on
 // the exactly widened values.
 TEST_P(SimdKernels, QuantizeHalfInputsMatchWidenedReference) {
