@@ -393,10 +393,11 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
       const std::int64_t stop = last >= n ? n : (detail::run_at(layout, last).start == last ? last
                                 : detail::run_at(layout, last).start + detail::run_at(layout, last).length);
       while (pos < stop) {
-        std::int64_t end = pos;
-        while (end < stop && end - pos < kChunk) {
+        // About kChunk elements, extended to the end of the run it stops in.
+        std::int64_t end = std::min(pos + kChunk, stop);
+        if (end < stop) {
           const detail::Run r = detail::run_at(layout, end);
-          end = r.start + r.length;
+          if (r.start != end) end = r.start + r.length;
         }
         batch.template operator()<Code>(pos, end, widened, codes);
         pos = end;
