@@ -187,14 +187,15 @@ struct BlockScheme {
 /// Per-block quantization in one pass: x holds `blocks` consecutive blocks of `block` values;
 /// each block gets its min/max (f32_minmax), its parameters (exactly choose_params) written to
 /// scale/zero_point/offset[b], and its codes. Bit-identical to doing those three steps with the
-/// reference functions.
-void f32_qs8_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+/// reference functions. Returns false when x holds a NaN or infinity (as MinMax::finite): without
+/// skip_nonfinite that block's parameters and codes then mean nothing.
+bool f32_qs8_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
                              std::span<std::int32_t> zero_point, std::span<float> offset, std::span<std::int8_t> q) noexcept;
-void f32_qu8_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+bool f32_qu8_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
                              std::span<std::int32_t> zero_point, std::span<float> offset, std::span<std::uint8_t> q) noexcept;
-void f32_qs16_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+bool f32_qs16_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
                               std::span<std::int32_t> zero_point, std::span<float> offset, std::span<std::int16_t> q) noexcept;
-void f32_qu16_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+bool f32_qu16_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
                               std::span<std::int32_t> zero_point, std::span<float> offset, std::span<std::uint16_t> q) noexcept;
 
 /// Instruction sets this binary contains and this CPU runs, best first ("AVX3", "AVX2", "SSE4",

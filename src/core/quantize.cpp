@@ -72,13 +72,13 @@ void dequantize_span(std::span<const Code> q, const AffineParams& p, std::span<f
 }
 
 template <class Code>
-void quantize_blocks(std::span<const float> x, std::size_t block, const kernels::BlockScheme& b, std::span<float> scale,
+bool quantize_blocks(std::span<const float> x, std::size_t block, const kernels::BlockScheme& b, std::span<float> scale,
                      std::span<std::int32_t> zero_point, std::span<float> offset, std::span<Code> q) noexcept {
   using namespace kernels;
-  if constexpr (std::is_same_v<Code, std::int8_t>) f32_qs8_quantize_blocks(x, block, b, scale, zero_point, offset, q);
-  else if constexpr (std::is_same_v<Code, std::uint8_t>) f32_qu8_quantize_blocks(x, block, b, scale, zero_point, offset, q);
-  else if constexpr (std::is_same_v<Code, std::int16_t>) f32_qs16_quantize_blocks(x, block, b, scale, zero_point, offset, q);
-  else f32_qu16_quantize_blocks(x, block, b, scale, zero_point, offset, q);
+  if constexpr (std::is_same_v<Code, std::int8_t>) return f32_qs8_quantize_blocks(x, block, b, scale, zero_point, offset, q);
+  else if constexpr (std::is_same_v<Code, std::uint8_t>) return f32_qu8_quantize_blocks(x, block, b, scale, zero_point, offset, q);
+  else if constexpr (std::is_same_v<Code, std::int16_t>) return f32_qs16_quantize_blocks(x, block, b, scale, zero_point, offset, q);
+  else return f32_qu16_quantize_blocks(x, block, b, scale, zero_point, offset, q);
 }
 
 // Quantizes elements [begin, end) of x into out[0, end - begin). Runs that share one parameter
@@ -319,12 +319,8 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
   auto batch = [&]<class Code>(std::int64_t begin, std::int64_t end, std::vector<float>& widened, std::vector<Code>& codes) {
     const auto count = static_cast<std::size_t>(end - begin);
     const std::span<const float> values = detail::float_values(x.data(), x.dtype(), begin, end, widened);
-    // Block kernels take finite values (or skip the others); runs check as they observe.
-    if (!options.ignore_nonfinite && layout.granularity == Granularity::block &&
-        kernels::f32_find_nonfinite(values) != count) {
-      first_bad.found_in(values, begin);
-      return;
-    }
+    // Kernels report a NaN or infinity as they observe; its index is searched for only then.
+    bool finite = true;
     Code* out = cbits >= 8 ? reinterpret_cast<Code*>(q.data.data()) + begin : (codes.resize(count), codes.data());
     // Observe, choose parameters and quantize the runs in [from, to), one call each.
     auto quantize_runs = [&](std::int64_t from, std::int64_t to) {
@@ -348,8 +344,9 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
       // No partial blocks: the batch (whole runs) is one stretch of consecutive full blocks.
       const auto g = static_cast<std::size_t>(detail::run_at(layout, begin).group);
       const auto nb = count / static_cast<std::size_t>(layout.block);
-      quantize_blocks<Code>(values, static_cast<std::size_t>(layout.block), block_scheme, {q.params.scale.data() + g, nb},
-                            {q.params.zero_point.data() + g, nb}, {q.params.offset.data() + g, nb}, {out, count});
+      finite = quantize_blocks<Code>(values, static_cast<std::size_t>(layout.block), block_scheme,
+                                     {q.params.scale.data() + g, nb}, {q.params.zero_point.data() + g, nb},
+                                     {q.params.offset.data() + g, nb}, {out, count});
       pos = end;
     }
     if (layout.granularity == Granularity::block) {
@@ -365,9 +362,10 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
         const auto g = static_cast<std::size_t>(first.group);
         const auto nb = static_cast<std::size_t>(blocks);
         const auto values_of = values.subspan(static_cast<std::size_t>(pos - begin), static_cast<std::size_t>(stop - pos));
-        quantize_blocks<Code>(values_of, static_cast<std::size_t>(layout.block), block_scheme,
-                              {q.params.scale.data() + g, nb}, {q.params.zero_point.data() + g, nb},
-                              {q.params.offset.data() + g, nb}, {out + (pos - begin), values_of.size()});
+        finite = quantize_blocks<Code>(values_of, static_cast<std::size_t>(layout.block), block_scheme,
+                                       {q.params.scale.data() + g, nb}, {q.params.zero_point.data() + g, nb},
+                                       {q.params.offset.data() + g, nb}, {out + (pos - begin), values_of.size()}) &&
+                 finite;
         pos = stop;
         if (pos < end && detail::run_at(layout, pos).length != layout.block) {
           const detail::Run partial = detail::run_at(layout, pos);
@@ -377,6 +375,7 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
       }
     }
     quantize_runs(pos, end);
+    if (!finite && !options.ignore_nonfinite) return first_bad.found_in(values, begin);
     if (cbits < 8) {
       kernels::pack_ref({reinterpret_cast<const std::uint8_t*>(codes.data()), count}, cbits,
                         {q.data.data() + begin * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8});

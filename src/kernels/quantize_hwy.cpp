@@ -250,7 +250,7 @@ HWY_INLINE void ChooseParams(const float* mins, const float* maxs, size_t count,
 // Per-block quantization of `blocks` consecutive blocks of `block` values: range, parameters and
 // codes of each block, a batch of blocks at a time so the values are read from memory once.
 template <class Code>
-void QuantizeBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, const BlockScheme& b,
+bool QuantizeBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, const BlockScheme& b,
                     float* HWY_RESTRICT scale, int32_t* HWY_RESTRICT zero_point, float* HWY_RESTRICT offset,
                     Code* HWY_RESTRICT q) {
   const hn::ScalableTag<float> df;
@@ -259,6 +259,7 @@ void QuantizeBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, co
   constexpr size_t kBatch = 64;
   HWY_ALIGN float mins[kBatch];
   HWY_ALIGN float maxs[kBatch];
+  bool all_finite = true;
   for (size_t first = 0; first < blocks; first += kBatch) {
     const size_t count = std::min(kBatch, blocks - first);
     for (size_t k = 0; k < count; ++k) {
@@ -268,17 +269,21 @@ void QuantizeBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, co
         // The common case inline (a call per block of a few dozen values costs as much as the
         // block): whole vectors of finite values.
         auto lo = hn::LoadU(df, values), hi = lo;
+        auto finite = hn::Lt(hn::Abs(lo), hn::Set(df, std::numeric_limits<float>::infinity()));
         for (size_t i = N; i < block; i += N) {
           const auto v = hn::LoadU(df, values + i);
           lo = hn::Min(lo, v);
           hi = hn::Max(hi, v);
+          finite = hn::And(finite, hn::Lt(hn::Abs(v), hn::Set(df, std::numeric_limits<float>::infinity())));
         }
+        all_finite = all_finite && hn::AllTrue(df, finite);
         m.min = hn::GetLane(hn::MinOfLanes(df, lo));
         m.max = hn::GetLane(hn::MaxOfLanes(df, hi));
         if (m.min == 0.0f) m.min = 0.0f;  // as f32_minmax_ref: a zero extreme is +0.0
         if (m.max == 0.0f) m.max = 0.0f;
       } else {
         m = MinMaxF32(values, block, b.skip_nonfinite);
+        all_finite = all_finite && m.finite;
       }
       const bool empty = m.min > m.max;  // no finite value in the block
       mins[k] = empty ? 0.0f : m.min;
@@ -294,6 +299,7 @@ void QuantizeBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, co
       for (; i < block; ++i) q[at + i] = static_cast<Code>(quantize_value(x[at + i], p, b.spec));
     }
   }
+  return all_finite;
 }
 
 // x = float(q - zero_point) * scale + offset over one parameter group.
@@ -348,9 +354,9 @@ void F16F32(const hwy::float16_t* x, size_t n, float* out) { Widen(x, n, out); }
 void BF16F32(const hwy::bfloat16_t* x, size_t n, float* out) { Widen(x, n, out); }
 
 #define ZP_BLOCKS_ENTRY(NAME, CODE)                                                                      \
-  void NAME(const float* x, size_t blocks, size_t block, const BlockScheme& b, float* scale, int32_t* zp, \
+  bool NAME(const float* x, size_t blocks, size_t block, const BlockScheme& b, float* scale, int32_t* zp, \
             float* offset, CODE* q) {                                                                    \
-    QuantizeBlocks(x, blocks, block, b, scale, zp, offset, q);                                           \
+    return QuantizeBlocks(x, blocks, block, b, scale, zp, offset, q);                                    \
   }
 ZP_BLOCKS_ENTRY(F32QS8Blocks, int8_t)
 ZP_BLOCKS_ENTRY(F32QU8Blocks, uint8_t)
@@ -418,10 +424,10 @@ ZP_QUANTIZE_PUBLIC(bf16_qu16_quantize, std::uint16_t, hwy::bfloat16_t, std::uint
 #undef ZP_QUANTIZE_PUBLIC
 
 #define ZP_BLOCKS_PUBLIC(PUBLIC, CODE, EXPORTED)                                                             \
-  void PUBLIC(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,      \
+  bool PUBLIC(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,      \
               std::span<std::int32_t> zero_point, std::span<float> offset, std::span<CODE> q) noexcept {      \
     detail::configure_dispatch_once();                                                                      \
-    HWY_DYNAMIC_DISPATCH(EXPORTED)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(),   \
+    return HWY_DYNAMIC_DISPATCH(EXPORTED)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(), \
                                    offset.data(), q.data());                                                 \
   }
 ZP_BLOCKS_PUBLIC(f32_qs8_quantize_blocks, std::int8_t, F32QS8Blocks)
