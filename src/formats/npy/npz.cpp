@@ -74,6 +74,22 @@ class EntrySource final : public npy::detail::Source {
 
 // ---------------------------------------------------------------------------------------------
 struct Reader::Impl {
+  // Creates the libzip source with `create` and opens the archive on it, turning a failure into
+  // a message that names the archive.
+  template <class Create>
+  void open_with(Create&& create) {
+    zip_error_t error;
+    zip_error_init(&error);
+    zip_source_t* source = create(&error);
+    if (source == nullptr) {
+      const std::string why = zip_error_strerror(&error);
+      zip_error_fini(&error);
+      throw Error(fmt::format("{}: cannot open: {}", what, why));
+    }
+    zip_error_fini(&error);
+    open(source);
+  }
+
   struct Entry {
     std::string name;  // without ".npy"
     zip_uint64_t index;
@@ -208,32 +224,16 @@ Reader::Reader(const std::filesystem::path& path) : impl_(std::make_unique<Impl>
   if (!S_ISREG(st.st_mode)) throw Error(fmt::format("{}: not a regular file", impl_->what));
   impl_->archive_bytes = static_cast<std::uint64_t>(st.st_size);
 
-  zip_error_t error;
-  zip_error_init(&error);
-  zip_source_t* source = zip_source_file_create(path.c_str(), 0, 0, &error);
-  if (source == nullptr) {
-    const std::string why = zip_error_strerror(&error);
-    zip_error_fini(&error);
-    throw Error(fmt::format("{}: cannot open: {}", impl_->what, why));
-  }
-  zip_error_fini(&error);
-  impl_->open(source);
+  impl_->open_with([&](zip_error_t* error) { return zip_source_file_create(path.c_str(), 0, 0, error); });
 }
 
 Reader::Reader(std::vector<std::byte> bytes, std::string what) : impl_(std::make_unique<Impl>()) {
   impl_->what = std::move(what);
   impl_->memory = std::move(bytes);
   impl_->archive_bytes = impl_->memory.size();
-  zip_error_t error;
-  zip_error_init(&error);
-  zip_source_t* source = zip_source_buffer_create(impl_->memory.data(), impl_->memory.size(), 0, &error);
-  if (source == nullptr) {
-    const std::string why = zip_error_strerror(&error);
-    zip_error_fini(&error);
-    throw Error(fmt::format("{}: cannot open: {}", impl_->what, why));
-  }
-  zip_error_fini(&error);
-  impl_->open(source);
+  impl_->open_with([&](zip_error_t* error) {
+    return zip_source_buffer_create(impl_->memory.data(), impl_->memory.size(), 0, error);
+  });
 }
 
 Reader::~Reader() = default;
