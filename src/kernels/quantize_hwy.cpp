@@ -193,6 +193,31 @@ void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, co
     }
     if (streaming) _mm_sfence();  // order the streaming stores before anything that follows
   }
+#elif HWY_TARGET == HWY_AVX2
+  if constexpr (sizeof(Code) == 1) {
+    // As above with 256-bit vectors: the packs interleave 128-bit halves, one permute restores
+    // the order.
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const bool streaming = n >= kStreamingElements;
+    if (streaming) {
+      for (; i + N <= n && (reinterpret_cast<std::uintptr_t>(q + i) & 31) != 0; ++i) {
+        q[i] = static_cast<Code>(quantize_value(ScalarAsFloat(x + i), params, spec));
+      }
+    }
+    for (; i + 4 * N <= n; i += 4 * N) {
+      const __m256i a = quantizer(LoadAsFloat(df, x + i)).raw;
+      const __m256i b = quantizer(LoadAsFloat(df, x + i + N)).raw;
+      const __m256i c = quantizer(LoadAsFloat(df, x + i + 2 * N)).raw;
+      const __m256i d = quantizer(LoadAsFloat(df, x + i + 3 * N)).raw;
+      const __m256i ab = _mm256_packs_epi32(a, b);
+      const __m256i cd = _mm256_packs_epi32(c, d);
+      const __m256i bytes = std::is_signed_v<Code> ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
+      const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, order);
+      if (streaming) _mm256_stream_si256(reinterpret_cast<__m256i*>(q + i), ordered);
+      else _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), ordered);
+    }
+    if (streaming) _mm_sfence();
+  }
 #endif
   for (; i + N <= n; i += N) hn::StoreU(hn::DemoteTo(dc, quantizer(LoadAsFloat(df, x + i))), dc, q + i);
   for (; i < n; ++i) q[i] = static_cast<Code>(quantize_value(ScalarAsFloat(x + i), params, spec));
