@@ -153,6 +153,38 @@ class VectorQuantizer {
   V offset_, scale_, inverse_, zero_point_, lo_, hi_;
 };
 
+// Four vectors of int32 codes into one vector of bytes in order, and its store: the only
+// instruction-set-specific code here (Highway 1.0 has no ordered two-vector demotion).
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define ZP_PACK_FOUR 1
+using RawBytes = __m512i;
+template <bool is_signed>
+HWY_INLINE RawBytes PackFour(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i ab = _mm512_packs_epi32(a, b), cd = _mm512_packs_epi32(c, d);  // interleaved per 128 bits
+  const __m512i bytes = is_signed ? _mm512_packs_epi16(ab, cd) : _mm512_packus_epi16(ab, cd);
+  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), bytes);
+}
+HWY_INLINE void StoreBytes(void* p, RawBytes v, bool streaming) {
+  if (streaming) _mm512_stream_si512(static_cast<__m512i*>(p), v);
+  else _mm512_storeu_si512(p, v);
+}
+#elif HWY_TARGET == HWY_AVX2
+#define ZP_PACK_FOUR 1
+using RawBytes = __m256i;
+template <bool is_signed>
+HWY_INLINE RawBytes PackFour(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);  // interleaved per 128 bits
+  const __m256i bytes = is_signed ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
+  return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+HWY_INLINE void StoreBytes(void* p, RawBytes v, bool streaming) {
+  if (streaming) _mm256_stream_si256(static_cast<__m256i*>(p), v);
+  else _mm256_storeu_si256(static_cast<__m256i*>(p), v);
+}
+#else
+#define ZP_PACK_FOUR 0
+#endif
+
 // Spans at least this long (16 MiB of float32) go to memory with streaming stores.
 constexpr size_t kStreamingElements = size_t{1} << 22;
 
@@ -165,58 +197,25 @@ void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, co
   const size_t N = hn::Lanes(df);
   const VectorQuantizer quantizer(params, spec);
   size_t i = 0;
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#if ZP_PACK_FOUR
   if constexpr (sizeof(Code) == 1) {
-    // Byte codes four vectors at a time: two packs and one permute per 64 codes, instead of
-    // DemoteTo's two packs and a permute per 16. The codes are already inside the code range,
-    // so the packs' saturation never changes a value.
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    // Outputs far beyond the caches are written with streaming stores (no read-for-ownership of
-    // lines that will not be read back soon); they need 64-byte aligned destinations.
+    // Byte codes four vectors at a time: two packs and one permute per 4N codes, instead of
+    // DemoteTo's packs and permute per N. The codes are already inside the code range, so the
+    // packs' saturation never changes a value. Outputs far beyond the caches use streaming
+    // stores (no read-for-ownership of lines not read back soon), which need aligned targets.
     const bool streaming = n >= kStreamingElements;
     if (streaming) {
-      for (; i + N <= n && (reinterpret_cast<std::uintptr_t>(q + i) & 63) != 0; ++i) {
+      for (; i + N <= n && (reinterpret_cast<std::uintptr_t>(q + i) % sizeof(RawBytes)) != 0; ++i) {
         q[i] = static_cast<Code>(quantize_value(ScalarAsFloat(x + i), params, spec));
       }
     }
     for (; i + 4 * N <= n; i += 4 * N) {
-      const __m512i a = quantizer(LoadAsFloat(df, x + i)).raw;
-      const __m512i b = quantizer(LoadAsFloat(df, x + i + N)).raw;
-      const __m512i c = quantizer(LoadAsFloat(df, x + i + 2 * N)).raw;
-      const __m512i d = quantizer(LoadAsFloat(df, x + i + 3 * N)).raw;
-      const __m512i ab = _mm512_packs_epi32(a, b);
-      const __m512i cd = _mm512_packs_epi32(c, d);
-      const __m512i bytes = std::is_signed_v<Code> ? _mm512_packs_epi16(ab, cd) : _mm512_packus_epi16(ab, cd);
-      const __m512i ordered = _mm512_permutexvar_epi32(order, bytes);
-      if (streaming) _mm512_stream_si512(reinterpret_cast<__m512i*>(q + i), ordered);
-      else _mm512_storeu_si512(reinterpret_cast<void*>(q + i), ordered);
+      const RawBytes bytes = PackFour<std::is_signed_v<Code>>(
+          quantizer(LoadAsFloat(df, x + i)).raw, quantizer(LoadAsFloat(df, x + i + N)).raw,
+          quantizer(LoadAsFloat(df, x + i + 2 * N)).raw, quantizer(LoadAsFloat(df, x + i + 3 * N)).raw);
+      StoreBytes(q + i, bytes, streaming);
     }
     if (streaming) _mm_sfence();  // order the streaming stores before anything that follows
-  }
-#elif HWY_TARGET == HWY_AVX2
-  if constexpr (sizeof(Code) == 1) {
-    // As above with 256-bit vectors: the packs interleave 128-bit halves, one permute restores
-    // the order.
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    const bool streaming = n >= kStreamingElements;
-    if (streaming) {
-      for (; i + N <= n && (reinterpret_cast<std::uintptr_t>(q + i) & 31) != 0; ++i) {
-        q[i] = static_cast<Code>(quantize_value(ScalarAsFloat(x + i), params, spec));
-      }
-    }
-    for (; i + 4 * N <= n; i += 4 * N) {
-      const __m256i a = quantizer(LoadAsFloat(df, x + i)).raw;
-      const __m256i b = quantizer(LoadAsFloat(df, x + i + N)).raw;
-      const __m256i c = quantizer(LoadAsFloat(df, x + i + 2 * N)).raw;
-      const __m256i d = quantizer(LoadAsFloat(df, x + i + 3 * N)).raw;
-      const __m256i ab = _mm256_packs_epi32(a, b);
-      const __m256i cd = _mm256_packs_epi32(c, d);
-      const __m256i bytes = std::is_signed_v<Code> ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
-      const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, order);
-      if (streaming) _mm256_stream_si256(reinterpret_cast<__m256i*>(q + i), ordered);
-      else _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), ordered);
-    }
-    if (streaming) _mm_sfence();
   }
 #endif
   for (; i + N <= n; i += N) hn::StoreU(hn::DemoteTo(dc, quantizer(LoadAsFloat(df, x + i))), dc, q + i);
@@ -397,6 +396,7 @@ ZP_DEQUANTIZE_ENTRY(QS16F32, int16_t)
 ZP_DEQUANTIZE_ENTRY(QU16F32, uint16_t)
 #undef ZP_DEQUANTIZE_ENTRY
 
+#undef ZP_PACK_FOUR
 }  // namespace zp::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
