@@ -8,6 +8,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -87,70 +88,119 @@ HWY_INLINE float ScalarAsFloat(const hwy::bfloat16_t* p) {
   return bf16_f32_convert_ref(bits);
 }
 
-// quantize_value for a vector of floats with one parameter set; constants are set up once.
+// quantize_value for vectors of floats with one parameter set; constants are set up once.
+//
+// Two ways to get a vector's codes:
+// - Quick: one multiplication by 1/scale (or the division), a clamp, and a conversion with
+//   round-to-nearest-even. It also reports, lane by lane, whether that code is certainly the
+//   reference's: x * (1/scale) is within |y| * 2^-22 of x / scale, which can only change the
+//   code when the quotient sits next to a tie k + 0.5; and the conversion's ties-to-even differs
+//   from the other rounding modes only on exact ties. NaN and out-of-range conversions fail
+//   the test as well. Random data almost never fails it.
+// - Exact: the reference formula step for step, for a batch with any uncertain lane.
 class VectorQuantizer {
  public:
   using DF = hn::ScalableTag<float>;
+  using DI = hn::Rebind<int32_t, DF>;
   using V = hn::Vec<DF>;
+  using VI = hn::Vec<DI>;
+  using M = hn::Mask<DF>;
 
-  VectorQuantizer(const AffineParams& p, const QuantizeSpec& s)
+  // `saturating_store`: the caller narrows the int32 codes with saturation to the full range of
+  // a byte code type (x86 packs), so a clamp at that range's end can be left to the store.
+  VectorQuantizer(const AffineParams& p, const QuantizeSpec& s, bool saturating_store = false, bool is_signed = true)
       : spec_(s),
         has_offset_(p.offset != 0.0f),
-        // Division is the slowest step. x * (1/scale) differs from x / scale by at most a couple
-        // of ulps, and that can only change the code when the quotient sits next to a tie
-        // (k + 0.5); so the product is used, and a vector with any lane that close to a tie (or
-        // NaN) is divided after all. Quotients beyond 2^17 saturate every code type either way.
-        // 1/scale must be a normal float for that error bound, else every vector divides.
-        via_reciprocal_(s.quotient == Quotient::divide && p.scale > 0x1p-125f && p.scale < 0x1p125f),
+        // 1/scale must be a normal float for the error bound above; else every quotient divides.
+        multiply_(s.quotient == Quotient::reciprocal || (p.scale > 0x1p-125f && p.scale < 0x1p125f)),
         offset_(hn::Set(df_, p.offset)),
         scale_(hn::Set(df_, p.scale)),
         inverse_(hn::Set(df_, 1.0f / p.scale)),
         zero_point_(hn::Set(df_, static_cast<float>(p.zero_point))),
+        zero_point_i_(hn::Set(DI(), p.zero_point)),
         lo_(hn::Set(df_, static_cast<float>(s.range.qmin))),
-        hi_(hn::Set(df_, static_cast<float>(s.range.qmax))) {}
+        hi_(hn::Set(df_, static_cast<float>(s.range.qmax))),
+        // Rounding commutes with clamping to integers: clamp(round(y) + zp) = round(clamp(y)) + zp
+        // with the quotient clamped to [qmin - zp, qmax - zp].
+        quotient_lo_(hn::Set(df_, static_cast<float>(s.range.qmin - p.zero_point))),
+        quotient_hi_(hn::Set(df_, static_cast<float>(s.range.qmax - p.zero_point))) {
+    const bool approximate = s.quotient == Quotient::divide && multiply_;
+    const int bound = std::max(std::abs(s.range.qmin - p.zero_point), std::abs(s.range.qmax - p.zero_point));
+    // Margin for the quotient's error: a constant one while the clamped quotient is small (a
+    // vector in a few thousand has a lane that close to a tie), a relative one for 16-bit codes.
+    relative_margin_ = approximate && bound > 1024;
+    const float margin = approximate && !relative_margin_ ? static_cast<float>(bound + 1) * 0x1p-20f : 0.0f;
+    // Exact quotients: only exact ties need the reference's rounding rule (|d| = 0.5 fails
+    // `|d| < limit` unless the rule is the conversion's own ties-to-even).
+    const float limit = !approximate && s.rounding == Rounding::half_even ? 0x1.000002p-1f : 0.5f - margin;
+    limit_ = hn::Set(df_, limit);
+    // The store's saturation may replace a clamp only where NaN still reaches the test (x86
+    // min/max keep NaN in their second operand; the emulated targets' do not) and while the
+    // int32 sum code + zero point cannot overflow: unclamped, a code that passes the test lies
+    // in [-2^31, 2^31 - 128].
+    const bool x86 = HWY_ARCH_X86 && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SCALAR;
+    const int type_min = is_signed ? -128 : 0, type_max = is_signed ? 127 : 255;
+    clamp_lo_ = !(x86 && saturating_store && p.zero_point >= 0 && s.range.qmin == type_min);
+    clamp_hi_ = !(x86 && saturating_store && p.zero_point <= 127 && s.range.qmax == type_max);
+    check_nan_ = !x86;
+  }
 
-  // The codes of one vector of values, as int32 lanes inside [qmin, qmax].
-  HWY_INLINE hn::Vec<hn::Rebind<int32_t, DF>> operator()(V v) const {
+  // Codes as int32 lanes; clears the lanes of `certain` whose code may differ from Exact's.
+  HWY_INLINE VI Quick(V v, M& certain) const {
     if (has_offset_) v = hn::Sub(v, offset_);
-    if (via_reciprocal_ && spec_.rounding == Rounding::half_even) {
-      // The common case, with the rounding reused for the test: y is kept when it is farther
-      // than |y| * 2^-20 from the tie between its two neighbouring integers.
-      const V y = hn::Mul(v, inverse_);
-      V rounded = hn::Round(y);
-      const auto margin_ok = hn::Lt(hn::MulAdd(hn::Abs(y), hn::Set(df_, 0x1p-20f), hn::Abs(hn::Sub(y, rounded))),
-                                    hn::Set(df_, 0.5f));
-      if (!hn::AllTrue(df_, margin_ok)) {
-        v = hn::Div(v, scale_);
-        rounded = hn::Round(v);
-      }
-      V r = hn::IfThenElse(hn::IsNaN(v), hn::Zero(df_), rounded);
-      r = hn::Min(hn::Max(hn::Add(r, zero_point_), lo_), hi_);
-      return hn::ConvertTo(hn::Rebind<int32_t, DF>(), r);
-    }
-    if (spec_.quotient == Quotient::reciprocal) {
-      v = hn::Mul(v, inverse_);
-    } else if (via_reciprocal_) {
-      const V y = hn::Mul(v, inverse_);
-      const V magnitude = hn::Abs(y);
-      const V from_tie = hn::Abs(hn::Sub(hn::Abs(hn::Sub(y, hn::Trunc(y))), hn::Set(df_, 0.5f)));
-      const auto safe = hn::Or(hn::Gt(from_tie, hn::Mul(magnitude, hn::Set(df_, 0x1p-20f))),
-                               hn::Gt(magnitude, hn::Set(df_, 0x1p17f)));
-      v = hn::AllTrue(df_, safe) ? y : hn::Div(v, scale_);
-    } else {
-      v = hn::Div(v, scale_);
-    }
+    const V y = multiply_ ? hn::Mul(v, inverse_) : hn::Div(v, scale_);
+    V c = y;  // bound first: x86 min/max return their second operand when either is NaN
+    if (clamp_hi_) c = hn::Min(quotient_hi_, c);
+    if (clamp_lo_) c = hn::Max(quotient_lo_, c);
+    const VI code = NearestIntUnchecked(c);
+    // NaN, or a quotient beyond int32 (unclamped side), gives a d that fails the test.
+    const V from_code = hn::Abs(hn::Sub(c, hn::ConvertTo(df_, code)));
+    const V distance = relative_margin_ ? hn::MulAdd(hn::Abs(c), hn::Set(df_, 0x1p-20f), from_code) : from_code;
+    certain = hn::And(certain, hn::Lt(distance, limit_));
+    if (check_nan_) certain = hn::AndNot(hn::IsNaN(y), certain);
+    return hn::Add(code, zero_point_i_);
+  }
+
+  // The reference formula, lane by lane.
+  HWY_INLINE VI Exact(V v) const {
+    if (has_offset_) v = hn::Sub(v, offset_);
+    v = spec_.quotient == Quotient::reciprocal ? hn::Mul(v, inverse_) : hn::Div(v, scale_);
     V r = hn::Add(RoundToInteger(df_, v, spec_.rounding), zero_point_);
     r = hn::IfThenElse(hn::IsNaN(v), zero_point_, r);
     r = hn::Min(hn::Max(r, lo_), hi_);
-    return hn::ConvertTo(hn::Rebind<int32_t, DF>(), r);
+    return hn::ConvertTo(DI(), r);
+  }
+
+  HWY_INLINE VI operator()(V v) const {
+    M certain = hn::FirstN(df_, hn::Lanes(df_));
+    const VI code = Quick(v, certain);
+    return hn::AllTrue(df_, certain) ? code : Exact(v);
   }
 
  private:
+  // float -> int32 with ties to even (the default rounding mode), without Highway's fix-up of
+  // out-of-range lanes: Quick's test catches those.
+  HWY_INLINE VI NearestIntUnchecked(V v) const {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    return VI{_mm512_cvtps_epi32(v.raw)};
+#elif HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
+    return VI{_mm256_cvtps_epi32(v.raw)};
+#elif HWY_ARCH_X86 && HWY_TARGET <= HWY_SSSE3
+    return VI{_mm_cvtps_epi32(v.raw)};
+#else
+    return hn::NearestInt(v);
+#endif
+  }
+
   DF df_;
   QuantizeSpec spec_;
   bool has_offset_;
-  bool via_reciprocal_;
-  V offset_, scale_, inverse_, zero_point_, lo_, hi_;
+  bool multiply_;
+  bool relative_margin_ = false;
+  bool clamp_lo_ = true, clamp_hi_ = true, check_nan_ = true;
+  V offset_, scale_, inverse_, zero_point_;
+  VI zero_point_i_;
+  V lo_, hi_, quotient_lo_, quotient_hi_, limit_;
 };
 
 // Four vectors of int32 codes into one vector of bytes in order, and its store: the only
@@ -195,10 +245,10 @@ void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, co
   const hn::ScalableTag<float> df;
   const hn::Rebind<Code, decltype(df)> dc;
   const size_t N = hn::Lanes(df);
-  const VectorQuantizer quantizer(params, spec);
   size_t i = 0;
 #if ZP_PACK_FOUR
   if constexpr (sizeof(Code) == 1) {
+    const VectorQuantizer quantizer(params, spec, /*saturating_store=*/true, std::is_signed_v<Code>);
     // Byte codes four vectors at a time: two packs and one permute per 4N codes, instead of
     // DemoteTo's packs and permute per N. The codes are already inside the code range, so the
     // packs' saturation never changes a value. Outputs far beyond the caches use streaming
@@ -210,14 +260,23 @@ void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, co
       }
     }
     for (; i + 4 * N <= n; i += 4 * N) {
-      const RawBytes bytes = PackFour<std::is_signed_v<Code>>(
-          quantizer(LoadAsFloat(df, x + i)).raw, quantizer(LoadAsFloat(df, x + i + N)).raw,
-          quantizer(LoadAsFloat(df, x + i + 2 * N)).raw, quantizer(LoadAsFloat(df, x + i + 3 * N)).raw);
-      StoreBytes(q + i, bytes, streaming);
+      auto certain = hn::FirstN(df, N);
+      auto c0 = quantizer.Quick(LoadAsFloat(df, x + i), certain);
+      auto c1 = quantizer.Quick(LoadAsFloat(df, x + i + N), certain);
+      auto c2 = quantizer.Quick(LoadAsFloat(df, x + i + 2 * N), certain);
+      auto c3 = quantizer.Quick(LoadAsFloat(df, x + i + 3 * N), certain);
+      if (HWY_UNLIKELY(!hn::AllTrue(df, certain))) {
+        c0 = quantizer.Exact(LoadAsFloat(df, x + i));
+        c1 = quantizer.Exact(LoadAsFloat(df, x + i + N));
+        c2 = quantizer.Exact(LoadAsFloat(df, x + i + 2 * N));
+        c3 = quantizer.Exact(LoadAsFloat(df, x + i + 3 * N));
+      }
+      StoreBytes(q + i, PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw), streaming);
     }
     if (streaming) _mm_sfence();  // order the streaming stores before anything that follows
   }
 #endif
+  const VectorQuantizer quantizer(params, spec);
   for (; i + N <= n; i += N) hn::StoreU(hn::DemoteTo(dc, quantizer(LoadAsFloat(df, x + i))), dc, q + i);
   for (; i < n; ++i) q[i] = static_cast<Code>(quantize_value(ScalarAsFloat(x + i), params, spec));
 }

@@ -126,6 +126,49 @@ TEST_P(SimdKernels, QuantizeLargeRandomArrays) {
   }
 }
 
+// The fast path multiplies by 1/scale and re-checks quotients next to a tie k + 0.5, where the
+// product and the true quotient may round apart; and it leaves the clamp at the code type's ends
+// to the packing instructions. Values a few ulps from ties and at the int32 limits of the
+// quotient aim at exactly those shortcuts.
+std::vector<float> values_next_to_ties(float scale, std::uint32_t seed, std::size_t n) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> k(-140, 140), ulps(-3, 3), pick(0, 9);
+  const float limits[] = {0x1p31f, 0x1p31f - 128.0f, 0x1p32f, -0x1p31f, -0x1p31f - 256.0f, 0x1p24f, 65535.5f};
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    float x = pick(rng) == 0 ? limits[i % std::size(limits)] * scale : (static_cast<float>(k(rng)) + 0.5f) * scale;
+    for (int u = ulps(rng); u != 0; u += u > 0 ? -1 : 1) x = std::nextafter(x, u > 0 ? INFINITY : -INFINITY);
+    v[i] = x;
+  }
+  return v;
+}
+
+TEST_P(SimdKernels, QuantizeQuotientsNextToTies) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> mantissa(1.0f, 2.0f);
+  std::size_t product_differs = 0;
+  for (std::uint32_t seed = 0; seed < 40; ++seed) {
+    const float scale = std::ldexp(mantissa(rng), static_cast<int>(seed % 9) - 6);
+    const auto x = values_next_to_ties(scale, seed, 96);
+    for (const Case& c : {Case{{scale, 0, 0.0f}, -128, 127}, Case{{scale, 0, 0.0f}, -127, 127},
+                          Case{{scale, 5, 0.0f}, 0, 255}, Case{{scale, -100, 0.0f}, -128, 127},
+                          Case{{scale, 200, 0.0f}, 0, 255}, Case{{scale, 30000, 0.0f}, 0, 65535}}) {
+      check_quantize<std::int8_t>(x, c, f32_qs8_quantize, f32_qs8_quantize_ref, "f32_qs8");
+      check_quantize<std::uint8_t>(x, c, f32_qu8_quantize, f32_qu8_quantize_ref, "f32_qu8");
+      check_quantize<std::int16_t>(x, c, f32_qs16_quantize, f32_qs16_quantize_ref, "f32_qs16");
+      check_quantize<std::uint16_t>(x, c, f32_qu16_quantize, f32_qu16_quantize_ref, "f32_qu16");
+    }
+    for (float v : x) {
+      const AffineParams p{scale, 0, 0.0f};
+      const QuantizeSpec divide{{-32768, 32767}, Rounding::half_even, Quotient::divide};
+      const QuantizeSpec multiply{{-32768, 32767}, Rounding::half_even, Quotient::reciprocal};
+      product_differs += quantize_value(v, p, divide) != quantize_value(v, p, multiply);
+    }
+  }
+  // The data must contain values where the shortcut alone would be wrong.
+  EXPECT_GT(product_differs, 10u);
+}
+
 // Spans past 16 MiB take the streaming-store path (with an unaligned head); same bits.
 TEST_P(SimdKernels, QuantizeStreamingSizes) {
   std::mt19937 rng(12);
