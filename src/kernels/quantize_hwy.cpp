@@ -111,11 +111,7 @@ class VectorQuantizer {
   VectorQuantizer(const AffineParams& p, const QuantizeSpec& s, bool saturating_store = false, bool is_signed = true)
       : spec_(s),
         has_offset_(p.offset != 0.0f),
-        // 1/scale must be a normal float for the error bound above; else every quotient divides.
-        multiply_(s.quotient == Quotient::reciprocal || (p.scale > 0x1p-125f && p.scale < 0x1p125f)),
         offset_(hn::Set(df_, p.offset)),
-        scale_(hn::Set(df_, p.scale)),
-        inverse_(hn::Set(df_, 1.0f / p.scale)),
         zero_point_(hn::Set(df_, static_cast<float>(p.zero_point))),
         zero_point_i_(hn::Set(DI(), p.zero_point)),
         lo_(hn::Set(df_, static_cast<float>(s.range.qmin))),
@@ -124,16 +120,15 @@ class VectorQuantizer {
         // with the quotient clamped to [qmin - zp, qmax - zp].
         quotient_lo_(hn::Set(df_, static_cast<float>(s.range.qmin - p.zero_point))),
         quotient_hi_(hn::Set(df_, static_cast<float>(s.range.qmax - p.zero_point))) {
-    const bool approximate = s.quotient == Quotient::divide && multiply_;
     const int bound = std::max(std::abs(s.range.qmin - p.zero_point), std::abs(s.range.qmax - p.zero_point));
     // Margin for the quotient's error: a constant one while the clamped quotient is small (a
     // vector in a few thousand has a lane that close to a tie), a relative one for 16-bit codes.
-    relative_margin_ = approximate && bound > 1024;
-    const float margin = approximate && !relative_margin_ ? static_cast<float>(bound + 1) * 0x1p-20f : 0.0f;
+    approximate_relative_margin_ = bound > 1024;
+    const float margin = approximate_relative_margin_ ? 0.0f : static_cast<float>(bound + 1) * 0x1p-20f;
+    approximate_limit_ = hn::Set(df_, 0.5f - margin);
     // Exact quotients: only exact ties need the reference's rounding rule (|d| = 0.5 fails
     // `|d| < limit` unless the rule is the conversion's own ties-to-even).
-    const float limit = !approximate && s.rounding == Rounding::half_even ? 0x1.000002p-1f : 0.5f - margin;
-    limit_ = hn::Set(df_, limit);
+    exact_limit_ = hn::Set(df_, s.rounding == Rounding::half_even ? 0x1.000002p-1f : 0.5f);
     // The store's saturation may replace a clamp only where NaN still reaches the test (x86
     // min/max keep NaN in their second operand; the emulated targets' do not) and while the
     // int32 sum code + zero point cannot overflow: unclamped, a code that passes the test lies
@@ -143,12 +138,29 @@ class VectorQuantizer {
     clamp_lo_ = !(x86 && saturating_store && p.zero_point >= 0 && s.range.qmin == type_min);
     clamp_hi_ = !(x86 && saturating_store && p.zero_point <= 127 && s.range.qmax == type_max);
     check_nan_ = !x86;
+    SetScale(p.scale);
+  }
+
+  // Another group with the same zero point and offset: only the scale changes.
+  HWY_INLINE void SetScale(float scale) {
+    scale_ = hn::Set(df_, scale);
+    inverse_ = hn::Set(df_, 1.0f / scale);
+    // 1/scale must be a normal float for the error bound above; else every quotient divides.
+    multiply_ = spec_.quotient == Quotient::reciprocal || (scale > 0x1p-125f && scale < 0x1p125f);
+    const bool approximate = spec_.quotient == Quotient::divide && multiply_;
+    relative_margin_ = approximate && approximate_relative_margin_;
+    limit_ = approximate ? approximate_limit_ : exact_limit_;
   }
 
   // Codes as int32 lanes; clears the lanes of `certain` whose code may differ from Exact's.
   HWY_INLINE VI Quick(V v, M& certain) const {
     if (has_offset_) v = hn::Sub(v, offset_);
-    const V y = multiply_ ? hn::Mul(v, inverse_) : hn::Div(v, scale_);
+    return QuickCodes(multiply_ ? hn::Mul(v, inverse_) : hn::Div(v, scale_), certain);
+  }
+
+  // Quick for a quotient y = v * inverse computed by the caller (a scale per vector), for a
+  // quantizer set up with a normal scale (so its test is the one for multiplied quotients).
+  HWY_INLINE VI QuickCodes(V y, M& certain) const {
     V c = y;  // bound first: x86 min/max return their second operand when either is NaN
     if (clamp_hi_) c = hn::Min(quotient_hi_, c);
     if (clamp_lo_) c = hn::Max(quotient_lo_, c);
@@ -162,9 +174,10 @@ class VectorQuantizer {
   }
 
   // The reference formula, lane by lane.
-  HWY_INLINE VI Exact(V v) const {
+  HWY_INLINE VI Exact(V v) const { return Exact(v, scale_, inverse_); }
+  HWY_INLINE VI Exact(V v, V scale, V inverse) const {
     if (has_offset_) v = hn::Sub(v, offset_);
-    v = spec_.quotient == Quotient::reciprocal ? hn::Mul(v, inverse_) : hn::Div(v, scale_);
+    v = spec_.quotient == Quotient::reciprocal ? hn::Mul(v, inverse) : hn::Div(v, scale);
     V r = hn::Add(RoundToInteger(df_, v, spec_.rounding), zero_point_);
     r = hn::IfThenElse(hn::IsNaN(v), zero_point_, r);
     r = hn::Min(hn::Max(r, lo_), hi_);
@@ -195,12 +208,12 @@ class VectorQuantizer {
   DF df_;
   QuantizeSpec spec_;
   bool has_offset_;
-  bool multiply_;
-  bool relative_margin_ = false;
+  bool multiply_ = true;
+  bool relative_margin_ = false, approximate_relative_margin_ = false;
   bool clamp_lo_ = true, clamp_hi_ = true, check_nan_ = true;
   V offset_, scale_, inverse_, zero_point_;
   VI zero_point_i_;
-  V lo_, hi_, quotient_lo_, quotient_hi_, limit_;
+  V lo_, hi_, quotient_lo_, quotient_hi_, limit_, approximate_limit_, exact_limit_;
 };
 
 // Four vectors of int32 codes into one vector of bytes in order, and its store: the only
@@ -330,6 +343,111 @@ HWY_INLINE void ChooseParams(const float* mins, const float* maxs, size_t count,
   }
 }
 
+// QuantizeBlocks for symmetric schemes over whole vectors, the common case (int4:block=32):
+// the range of a symmetric block is its largest magnitude, found with integer maxima of the
+// values' magnitude bits (NaN and infinity come out at or above 0x7f800000, so the finiteness
+// test is free), and only the scale varies from block to block.
+constexpr size_t kMaxBatchBlocks = 64;
+constexpr size_t kMaxBatchValues = 8192;
+
+template <class Code>
+bool QuantizeSymmetricBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, const BlockScheme& b,
+                             float* HWY_RESTRICT scale, int32_t* HWY_RESTRICT zero_point, float* HWY_RESTRICT offset,
+                             Code* HWY_RESTRICT q) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const hn::Rebind<int32_t, decltype(df)> di;
+  const hn::Rebind<Code, decltype(df)> dc;
+  const size_t N = hn::Lanes(df);
+  // Batches of blocks small enough to be re-read from L1 for their codes.
+  const size_t batch = std::max<size_t>(1, std::min(kMaxBatchBlocks, kMaxBatchValues / block));
+  // The block of element i of a batch is i * block_magic >> 32: exact for i < 2^13, block <= 2^13.
+  const uint64_t block_magic = (uint64_t{1} << 32) / block + 1;
+  HWY_ALIGN uint32_t amax_bits[kMaxBatchBlocks + hn::MaxLanes(du)] = {};
+  HWY_ALIGN float scales[kMaxBatchBlocks + hn::MaxLanes(df)];
+  HWY_ALIGN float inverses[kMaxBatchBlocks + hn::MaxLanes(df)];
+  const auto magnitude = hn::Set(du, 0x7fffffffu);
+  constexpr bool kPackFour = ZP_PACK_FOUR && sizeof(Code) == 1;
+  const VectorQuantizer quantizer(AffineParams{1.0f, b.symmetric_zero_point, 0.0f}, b.spec, kPackFour,
+                                  std::is_signed_v<Code>);
+  const bool reciprocal = b.spec.quotient == Quotient::reciprocal;
+  const auto divisor = hn::Set(df, static_cast<float>(b.divisor));
+  uint32_t largest = 0;
+  for (size_t first = 0; first < blocks; first += batch) {
+    const size_t count = std::min(batch, blocks - first);
+    const float* HWY_RESTRICT xb = x + first * block;
+    Code* HWY_RESTRICT qb = q + first * block;
+    const size_t n = count * block;
+    for (size_t k = 0; k < count; ++k) {
+      const float* HWY_RESTRICT values = xb + k * block;
+      auto m = hn::And(hn::BitCast(du, hn::LoadU(df, values)), magnitude);
+      for (size_t i = N; i < block; i += N) {
+        m = hn::Max(m, hn::And(hn::BitCast(du, hn::LoadU(df, values + i)), magnitude));
+      }
+      amax_bits[k] = hn::GetLane(hn::MaxOfLanes(du, m));
+    }
+    // derive_params for a symmetric scheme, N blocks at a time: amax = max(-min(lo, 0),
+    // max(hi, 0)) over the block, scale = amax / divisor (1 for a degenerate range). The float
+    // division gives the same bits as derive_params' double one rounded to float (double
+    // rounding is innocuous for a quotient of floats when 53 >= 2 * 24 + 2).
+    bool all_normal = true;
+    for (size_t k = 0; k < count; k += N) {
+      const auto bits = hn::Load(du, amax_bits + k);
+      largest = std::max(largest, hn::GetLane(hn::MaxOfLanes(du, bits)));
+      const auto exact = hn::Div(hn::BitCast(df, bits), divisor);
+      const auto s = hn::IfThenElse(hn::Ge(exact, hn::Set(df, std::numeric_limits<float>::min())), exact,
+                                    hn::Set(df, 1.0f));
+      // Quotients by the reciprocal of a scale beyond 2^+-125 lose the error bound: divide.
+      const auto normal = hn::And(hn::Gt(s, hn::Set(df, 0x1p-125f)), hn::Lt(s, hn::Set(df, 0x1p125f)));
+      const size_t valid = std::min(N, count - k);
+      all_normal = all_normal && (reciprocal || hn::CountTrue(df, normal) >= valid);
+      hn::Store(s, df, scales + k);
+      hn::Store(hn::Div(hn::Set(df, 1.0f), s), df, inverses + k);
+    }
+    for (size_t k = 0; k < count; ++k) amax_bits[k] = 0;  // padding lanes of the next batch read 0
+    std::copy_n(scales, count, scale + first);
+    std::fill_n(zero_point + first, count, b.symmetric_zero_point);
+    std::fill_n(offset + first, count, 0.0f);
+    if (!all_normal) {
+      for (size_t k = 0; k < count; ++k) {
+        Quantize(xb + k * block, block, AffineParams{scales[k], b.symmetric_zero_point, 0.0f}, b.spec, qb + k * block);
+      }
+      continue;
+    }
+    // One vector's codes with its block's scale, and the test that they are the reference's.
+    auto codes = [&](size_t i, auto& certain) {
+      const size_t k = static_cast<size_t>((i * block_magic) >> 32);
+      return quantizer.QuickCodes(hn::Mul(hn::LoadU(df, xb + i), hn::Set(df, inverses[k])), certain);
+    };
+    auto exact = [&](size_t i) {
+      const size_t k = static_cast<size_t>((i * block_magic) >> 32);
+      return quantizer.Exact(hn::LoadU(df, xb + i), hn::Set(df, scales[k]), hn::Set(df, inverses[k]));
+    };
+    size_t i = 0;
+#if ZP_PACK_FOUR
+    if constexpr (kPackFour) {
+      for (; i + 4 * N <= n; i += 4 * N) {
+        auto certain = hn::FirstN(df, N);
+        auto c0 = codes(i, certain), c1 = codes(i + N, certain), c2 = codes(i + 2 * N, certain),
+             c3 = codes(i + 3 * N, certain);
+        if (HWY_UNLIKELY(!hn::AllTrue(df, certain))) {
+          c0 = exact(i), c1 = exact(i + N), c2 = exact(i + 2 * N), c3 = exact(i + 3 * N);
+        }
+        StoreBytes(qb + i, PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw), false);
+      }
+    }
+#endif
+    for (; i < n; i += N) {
+      auto certain = hn::FirstN(df, N);
+      auto c = codes(i, certain);
+      if (HWY_UNLIKELY(!hn::AllTrue(df, certain))) c = exact(i);
+      hn::StoreU(hn::DemoteTo(dc, c), dc, qb + i);
+    }
+  }
+  (void)di;
+  return largest < 0x7f800000u;
+}
+
 // Per-block quantization of `blocks` consecutive blocks of `block` values: range, parameters and
 // codes of each block, a batch of blocks at a time so the values are read from memory once.
 template <class Code>
@@ -339,6 +457,11 @@ bool QuantizeBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, co
   const hn::ScalableTag<float> df;
   const hn::Rebind<Code, decltype(df)> dc;
   const size_t N = hn::Lanes(df);
+  // The symmetric path's float scale division equals derive_params' only for a float divisor.
+  const bool float_divisor = static_cast<double>(static_cast<float>(b.divisor)) == b.divisor;
+  if (b.symmetric && !b.float_offset && !b.skip_nonfinite && float_divisor && block % N == 0 && block <= kMaxBatchValues) {
+    return QuantizeSymmetricBlocks(x, blocks, block, b, scale, zero_point, offset, q);
+  }
   constexpr size_t kBatch = 64;
   HWY_ALIGN float mins[kBatch];
   HWY_ALIGN float maxs[kBatch];

@@ -322,6 +322,8 @@ void check_blocks(Kernel kernel, Ref ref, const char* type) {
           else if (b % 7 == 1) x[i] = 3.5f;                           // constant block
           else if (b % 7 == 2) x[i] = normal(rng) * 1e-42f;           // range underflows the scale
           else if (b % 7 == 3) x[i] = -std::fabs(normal(rng)) - 1.0f;  // all negative
+          else if (b % 14 == 4) x[i] = i % 3 ? 3.2e38f : -3.1e38f;  // 1/scale is not a normal float
+          else if (b % 14 == 5) x[i] = normal(rng) * 2e-37f;  // nor here (scale just above FLT_MIN)
           else x[i] = normal(rng) * static_cast<float>(b);
         }
         if (skip) {
