@@ -198,6 +198,18 @@ bool f32_qs16_quantize_blocks(std::span<const float> x, std::size_t block, const
 bool f32_qu16_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
                               std::span<std::int32_t> zero_point, std::span<float> offset, std::span<std::uint16_t> q) noexcept;
 
+/// f32_qs8/qu8_quantize_blocks for 4-bit codes, written packed two per byte in pack_ref's order
+/// (packed holds x.size() / 2 bytes; block must be even).
+bool f32_qs4_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+                             std::span<std::int32_t> zero_point, std::span<float> offset,
+                             std::span<std::uint8_t> packed) noexcept;
+bool f32_qu4_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+                             std::span<std::int32_t> zero_point, std::span<float> offset,
+                             std::span<std::uint8_t> packed) noexcept;
+
+/// pack_ref(codes, 4, packed): the low nibbles of byte codes, two per byte.
+void u8_u4_pack(std::span<const std::uint8_t> codes, std::span<std::uint8_t> packed) noexcept;
+
 /// Instruction sets this binary contains and this CPU runs, best first ("AVX3", "AVX2", "SSE4",
 /// "EMU128", ...).
 std::vector<std::string> available_targets();

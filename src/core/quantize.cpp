@@ -125,6 +125,15 @@ void for_each_chunk(std::int64_t n, Fn&& fn) {
   });
 }
 
+// count sub-byte codes (one per byte) packed into `packed`, as pack_ref lays them out.
+template <class Code>
+void pack_chunk(const Code* codes, std::size_t count, int cbits, std::uint8_t* packed) {
+  const std::span<const std::uint8_t> from{reinterpret_cast<const std::uint8_t*>(codes), count};
+  const std::span<std::uint8_t> into{packed, (count * static_cast<std::size_t>(cbits) + 7) / 8};
+  if (cbits == 4) kernels::u8_u4_pack(from, into);
+  else kernels::pack_ref(from, cbits, into);
+}
+
 template <Input in, class Code>
 void quantize_all(const InputElement<in>* x, std::int64_t n, const ParamLayout& layout, const QParams& params,
                   std::uint8_t* data) {
@@ -139,9 +148,7 @@ void quantize_all(const InputElement<in>* x, std::int64_t n, const ParamLayout& 
   for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
     std::array<Code, kChunk> buffer;
     quantize_range<in, Code>(x, layout, params, spec, b, e, buffer.data());
-    const auto count = static_cast<std::size_t>(e - b);
-    kernels::pack_ref({reinterpret_cast<const std::uint8_t*>(buffer.data()), count}, cbits,
-                      {data + b * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8});
+    pack_chunk(buffer.data(), static_cast<std::size_t>(e - b), cbits, data + b * cbits / 8);
   });
 }
 
@@ -340,13 +347,22 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
     // Whole blocks of the full length, one after another: the one-pass block kernel does many
     // per call (runs of a few dozen values are too short to pay a call each).
     std::int64_t pos = begin;
+    bool packed = false;
     if (layout.granularity == Granularity::block && layout.dim % layout.block == 0) {
       // No partial blocks: the batch (whole runs) is one stretch of consecutive full blocks.
       const auto g = static_cast<std::size_t>(detail::run_at(layout, begin).group);
       const auto nb = count / static_cast<std::size_t>(layout.block);
-      finite = quantize_blocks<Code>(values, static_cast<std::size_t>(layout.block), block_scheme,
-                                     {q.params.scale.data() + g, nb}, {q.params.zero_point.data() + g, nb},
-                                     {q.params.offset.data() + g, nb}, {out, count});
+      const std::span<float> scales{q.params.scale.data() + g, nb}, offsets{q.params.offset.data() + g, nb};
+      const std::span<std::int32_t> zero_points{q.params.zero_point.data() + g, nb};
+      const auto block = static_cast<std::size_t>(layout.block);
+      if (cbits == 4) {  // the kernel packs the codes itself (fusable: blocks hold whole bytes)
+        const std::span<std::uint8_t> into{q.data.data() + begin / 2, count / 2};
+        finite = scheme.is_signed ? kernels::f32_qs4_quantize_blocks(values, block, block_scheme, scales, zero_points, offsets, into)
+                                  : kernels::f32_qu4_quantize_blocks(values, block, block_scheme, scales, zero_points, offsets, into);
+        packed = true;
+      } else {
+        finite = quantize_blocks<Code>(values, block, block_scheme, scales, zero_points, offsets, {out, count});
+      }
       pos = end;
     }
     if (layout.granularity == Granularity::block) {
@@ -376,10 +392,7 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
     }
     quantize_runs(pos, end);
     if (!finite && !options.ignore_nonfinite) return first_bad.found_in(values, begin);
-    if (cbits < 8) {
-      kernels::pack_ref({reinterpret_cast<const std::uint8_t*>(codes.data()), count}, cbits,
-                        {q.data.data() + begin * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8});
-    }
+    if (cbits < 8 && !packed) pack_chunk(codes.data(), count, cbits, q.data.data() + begin * cbits / 8);
   };
 
   with_code_type(scheme, [&]<class Code>() {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/convert_ref.hpp"
 #include "zeropoint/kernels.hpp"
@@ -231,6 +232,12 @@ HWY_INLINE void StoreBytes(void* p, RawBytes v, bool streaming) {
   if (streaming) _mm512_stream_si512(static_cast<__m512i*>(p), v);
   else _mm512_storeu_si512(p, v);
 }
+// The low nibbles of 4N byte codes, two per byte (the earlier code in the low nibble).
+HWY_INLINE void StoreNibbles(void* p, RawBytes bytes) {
+  const __m512i low = _mm512_set1_epi16(0x000F);
+  const __m512i pairs = _mm512_ternarylogic_epi32(low, bytes, _mm512_srli_epi16(bytes, 4), 0xCA);  // low ? bytes : >> 4
+  _mm256_storeu_si256(static_cast<__m256i*>(p), _mm512_cvtepi16_epi8(pairs));
+}
 #elif HWY_TARGET == HWY_AVX2
 #define ZP_PACK_FOUR 1
 using RawBytes = __m256i;
@@ -244,9 +251,29 @@ HWY_INLINE void StoreBytes(void* p, RawBytes v, bool streaming) {
   if (streaming) _mm256_stream_si256(static_cast<__m256i*>(p), v);
   else _mm256_storeu_si256(static_cast<__m256i*>(p), v);
 }
+HWY_INLINE void StoreNibbles(void* p, RawBytes bytes) {
+  const __m256i pairs = _mm256_or_si256(_mm256_and_si256(bytes, _mm256_set1_epi16(0x000F)),
+                                        _mm256_and_si256(_mm256_srli_epi16(bytes, 4), _mm256_set1_epi16(0x00F0)));
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(pairs, pairs), 0x08);  // qwords 0, 2
+  _mm_storeu_si128(static_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+}
 #else
 #define ZP_PACK_FOUR 0
 #endif
+
+// pack_ref(codes, 4, packed) for an even count: codes 2j and 2j+1 in the low and high nibble.
+HWY_INLINE void PackNibbles(const uint8_t* HWY_RESTRICT codes, size_t n, uint8_t* HWY_RESTRICT packed) {
+  const hn::ScalableTag<uint16_t> d16;
+  const hn::Rebind<uint8_t, decltype(d16)> d8;
+  const size_t N = hn::Lanes(d16);
+  size_t j = 0;  // pairs
+  for (; j + N <= n / 2; j += N) {
+    const auto pairs = hn::LoadU(d16, reinterpret_cast<const uint16_t*>(codes + 2 * j));
+    const auto nibbles = hn::Or(hn::And(pairs, hn::Set(d16, 0x000F)), hn::And(hn::ShiftRight<4>(pairs), hn::Set(d16, 0x00F0)));
+    hn::StoreU(hn::TruncateTo(d8, nibbles), d8, packed + j);
+  }
+  for (; j < n / 2; ++j) packed[j] = static_cast<uint8_t>((codes[2 * j] & 0xFu) | (codes[2 * j + 1] << 4));
+}
 
 // Spans at least this long (16 MiB of float32) go to memory with streaming stores.
 constexpr size_t kStreamingElements = size_t{1} << 22;
@@ -350,13 +377,13 @@ HWY_INLINE void ChooseParams(const float* mins, const float* maxs, size_t count,
 constexpr size_t kMaxBatchBlocks = 64;
 constexpr size_t kMaxBatchValues = 8192;
 
-template <class Code>
+// With kNibbles, q receives the codes packed two per byte (block is even), as pack_ref does.
+template <class Code, bool kNibbles = false>
 bool QuantizeSymmetricBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, const BlockScheme& b,
                              float* HWY_RESTRICT scale, int32_t* HWY_RESTRICT zero_point, float* HWY_RESTRICT offset,
                              Code* HWY_RESTRICT q) {
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
-  const hn::Rebind<int32_t, decltype(df)> di;
   const hn::Rebind<Code, decltype(df)> dc;
   const size_t N = hn::Lanes(df);
   // Batches of blocks small enough to be re-read from L1 for their codes.
@@ -376,7 +403,7 @@ bool QuantizeSymmetricBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t 
   for (size_t first = 0; first < blocks; first += batch) {
     const size_t count = std::min(batch, blocks - first);
     const float* HWY_RESTRICT xb = x + first * block;
-    Code* HWY_RESTRICT qb = q + first * block;
+    Code* HWY_RESTRICT qb = q + (kNibbles ? first * block / 2 : first * block);
     const size_t n = count * block;
     for (size_t k = 0; k < count; ++k) {
       const float* HWY_RESTRICT values = xb + k * block;
@@ -408,10 +435,13 @@ bool QuantizeSymmetricBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t 
     std::copy_n(scales, count, scale + first);
     std::fill_n(zero_point + first, count, b.symmetric_zero_point);
     std::fill_n(offset + first, count, 0.0f);
+    HWY_ALIGN Code codes_of_tail[kMaxBatchValues];
     if (!all_normal) {
+      Code* HWY_RESTRICT codes = kNibbles ? codes_of_tail : qb;
       for (size_t k = 0; k < count; ++k) {
-        Quantize(xb + k * block, block, AffineParams{scales[k], b.symmetric_zero_point, 0.0f}, b.spec, qb + k * block);
+        Quantize(xb + k * block, block, AffineParams{scales[k], b.symmetric_zero_point, 0.0f}, b.spec, codes + k * block);
       }
+      if constexpr (kNibbles) PackNibbles(reinterpret_cast<const uint8_t*>(codes), n, reinterpret_cast<uint8_t*>(qb));
       continue;
     }
     // One vector's codes with its block's scale, and the test that they are the reference's.
@@ -433,18 +463,23 @@ bool QuantizeSymmetricBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t 
         if (HWY_UNLIKELY(!hn::AllTrue(df, certain))) {
           c0 = exact(i), c1 = exact(i + N), c2 = exact(i + 2 * N), c3 = exact(i + 3 * N);
         }
-        StoreBytes(qb + i, PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw), false);
+        const RawBytes bytes = PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw);
+        if constexpr (kNibbles) StoreNibbles(qb + i / 2, bytes);
+        else StoreBytes(qb + i, bytes, false);
       }
     }
 #endif
+    const size_t tail = i;
     for (; i < n; i += N) {
       auto certain = hn::FirstN(df, N);
       auto c = codes(i, certain);
       if (HWY_UNLIKELY(!hn::AllTrue(df, certain))) c = exact(i);
-      hn::StoreU(hn::DemoteTo(dc, c), dc, qb + i);
+      hn::StoreU(hn::DemoteTo(dc, c), dc, (kNibbles ? codes_of_tail : qb) + i);
+    }
+    if constexpr (kNibbles) {
+      PackNibbles(reinterpret_cast<const uint8_t*>(codes_of_tail + tail), n - tail, reinterpret_cast<uint8_t*>(qb + tail / 2));
     }
   }
-  (void)di;
   return largest < 0x7f800000u;
 }
 
@@ -508,6 +543,30 @@ bool QuantizeBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, co
   return all_finite;
 }
 
+// QuantizeBlocks with the codes packed two per byte (pack_ref order); block is even.
+template <class Code>
+bool QuantizeNibbleBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t block, const BlockScheme& b,
+                          float* HWY_RESTRICT scale, int32_t* HWY_RESTRICT zero_point, float* HWY_RESTRICT offset,
+                          uint8_t* HWY_RESTRICT packed) {
+  const size_t N = hn::Lanes(hn::ScalableTag<float>());
+  const bool float_divisor = static_cast<double>(static_cast<float>(b.divisor)) == b.divisor;
+  if (b.symmetric && !b.float_offset && !b.skip_nonfinite && float_divisor && block % N == 0 && block <= kMaxBatchValues) {
+    return QuantizeSymmetricBlocks<Code, true>(x, blocks, block, b, scale, zero_point, offset,
+                                               reinterpret_cast<Code*>(packed));
+  }
+  // Other schemes: byte codes for a batch of blocks in L1, then packed.
+  const size_t batch = std::max<size_t>(1, kMaxBatchValues / block);
+  std::vector<Code> codes(std::min(blocks, batch) * block);
+  bool finite = true;
+  for (size_t first = 0; first < blocks; first += batch) {
+    const size_t count = std::min(batch, blocks - first);
+    finite = QuantizeBlocks(x + first * block, count, block, b, scale + first, zero_point + first, offset + first,
+                            codes.data()) && finite;
+    PackNibbles(reinterpret_cast<const uint8_t*>(codes.data()), count * block, packed + first * block / 2);
+  }
+  return finite;
+}
+
 // x = float(q - zero_point) * scale + offset over one parameter group.
 template <class Code>
 void Dequantize(const Code* HWY_RESTRICT q, size_t n, const AffineParams& params, float* HWY_RESTRICT x) {
@@ -569,6 +628,15 @@ ZP_BLOCKS_ENTRY(F32QU8Blocks, uint8_t)
 ZP_BLOCKS_ENTRY(F32QS16Blocks, int16_t)
 ZP_BLOCKS_ENTRY(F32QU16Blocks, uint16_t)
 #undef ZP_BLOCKS_ENTRY
+bool F32QS4Blocks(const float* x, size_t blocks, size_t block, const BlockScheme& b, float* scale, int32_t* zp,
+                  float* offset, uint8_t* packed) {
+  return QuantizeNibbleBlocks<int8_t>(x, blocks, block, b, scale, zp, offset, packed);
+}
+bool F32QU4Blocks(const float* x, size_t blocks, size_t block, const BlockScheme& b, float* scale, int32_t* zp,
+                  float* offset, uint8_t* packed) {
+  return QuantizeNibbleBlocks<uint8_t>(x, blocks, block, b, scale, zp, offset, packed);
+}
+void U8U4Pack(const uint8_t* codes, size_t n, uint8_t* packed) { PackNibbles(codes, n, packed); }
 
 #define ZP_DEQUANTIZE_ENTRY(NAME, CODE) \
   void NAME(const CODE* q, size_t n, const AffineParams& p, float* x) { Dequantize(q, n, p, x); }
@@ -603,6 +671,9 @@ HWY_EXPORT(F32QS8Blocks);
 HWY_EXPORT(F32QU8Blocks);
 HWY_EXPORT(F32QS16Blocks);
 HWY_EXPORT(F32QU16Blocks);
+HWY_EXPORT(F32QS4Blocks);
+HWY_EXPORT(F32QU4Blocks);
+HWY_EXPORT(U8U4Pack);
 HWY_EXPORT(F16F32);
 HWY_EXPORT(BF16F32);
 HWY_EXPORT(QS8F32);
@@ -642,6 +713,28 @@ ZP_BLOCKS_PUBLIC(f32_qu8_quantize_blocks, std::uint8_t, F32QU8Blocks)
 ZP_BLOCKS_PUBLIC(f32_qs16_quantize_blocks, std::int16_t, F32QS16Blocks)
 ZP_BLOCKS_PUBLIC(f32_qu16_quantize_blocks, std::uint16_t, F32QU16Blocks)
 #undef ZP_BLOCKS_PUBLIC
+
+bool f32_qs4_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+                             std::span<std::int32_t> zero_point, std::span<float> offset,
+                             std::span<std::uint8_t> packed) noexcept {
+  detail::configure_dispatch_once();
+  return HWY_DYNAMIC_DISPATCH(F32QS4Blocks)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(),
+                                            offset.data(), packed.data());
+}
+bool f32_qu4_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
+                             std::span<std::int32_t> zero_point, std::span<float> offset,
+                             std::span<std::uint8_t> packed) noexcept {
+  detail::configure_dispatch_once();
+  return HWY_DYNAMIC_DISPATCH(F32QU4Blocks)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(),
+                                            offset.data(), packed.data());
+}
+
+void u8_u4_pack(std::span<const std::uint8_t> codes, std::span<std::uint8_t> packed) noexcept {
+  detail::configure_dispatch_once();
+  const std::size_t even = codes.size() & ~std::size_t{1};
+  HWY_DYNAMIC_DISPATCH(U8U4Pack)(codes.data(), even, packed.data());
+  if (even < codes.size()) packed[even / 2] = codes[even] & 0xFu;  // the last code alone, zero-padded
+}
 
 void f16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept {
   detail::configure_dispatch_once();

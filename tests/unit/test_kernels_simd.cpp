@@ -351,6 +351,17 @@ void check_blocks(Kernel kernel, Ref ref, const char* type) {
         ASSERT_EQ(zp, e_zp) << text << " block " << block;
         for (std::size_t b = 0; b < blocks; ++b) ASSERT_TRUE(same_bits(offset[b], e_offset[b])) << text << " " << b;
         ASSERT_EQ(q, e_q) << text << " block " << block;
+        if (scheme.bits == 4 && block % 2 == 0) {  // the same with the codes packed in the kernel
+          std::vector<std::uint8_t> packed(x.size() / 2), e_packed(x.size() / 2);
+          pack_ref({reinterpret_cast<const std::uint8_t*>(e_q.data()), e_q.size()}, 4, e_packed);
+          std::fill(scale.begin(), scale.end(), -1.0f);
+          const bool packed_finite = std::is_signed_v<Code>
+                                         ? f32_qs4_quantize_blocks(x, block, bs, scale, zp, offset, packed)
+                                         : f32_qu4_quantize_blocks(x, block, bs, scale, zp, offset, packed);
+          ASSERT_EQ(packed_finite, !skip) << text << " block " << block;
+          ASSERT_EQ(scale, e_scale) << text << " block " << block;
+          ASSERT_EQ(packed, e_packed) << text << " block " << block;
+        }
       }
     }
   }
@@ -364,6 +375,21 @@ TEST_P(SimdKernels, BlockKernelMatchesReferenceSteps) {
   check_blocks<std::int8_t>(f32_qs8_quantize_blocks, f32_qs8_quantize_ref, "int2");
   check_blocks<std::int16_t>(f32_qs16_quantize_blocks, f32_qs16_quantize_ref, "int16");
   check_blocks<std::uint16_t>(f32_qu16_quantize_blocks, f32_qu16_quantize_ref, "uint16");
+}
+
+TEST_P(SimdKernels, NibblePackingMatchesReference) {
+  std::mt19937 rng(9);
+  std::vector<std::uint8_t> codes(300);
+  for (auto& c : codes) c = static_cast<std::uint8_t>(rng());  // high nibbles must be ignored
+  for (std::size_t offset = 0; offset < 3; ++offset) {
+    for (std::size_t n = 0; n + offset <= codes.size(); n += (n < 80 ? 1 : 37)) {
+      const std::span<const std::uint8_t> in(codes.data() + offset, n);
+      std::vector<std::uint8_t> expected((n + 1) / 2 + 1, 0xAA), actual((n + 1) / 2 + 1, 0xAA);
+      pack_ref(in, 4, std::span<std::uint8_t>(expected.data(), (n + 1) / 2));
+      u8_u4_pack(in, std::span<std::uint8_t>(actual.data(), (n + 1) / 2));
+      ASSERT_EQ(actual, expected) << "n=" << n << " offset=" << offset;
+    }
+  }
 }
 
 template <class Code>
