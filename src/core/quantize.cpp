@@ -320,6 +320,7 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
   q.data.resize(static_cast<std::size_t>(packed_size(n, scheme.bits)));
   const kernels::QuantizeSpec spec = kernels::quantize_spec(scheme);
   const kernels::BlockScheme block_scheme = kernels::BlockScheme::of(scheme, options.ignore_nonfinite);
+  const bool symmetric_range = scheme.symmetric && scheme.zero_point != ZeroPointKind::float_offset;
   const int cbits = container_bits(scheme.bits);
   detail::FirstNonFinite first_bad(n);
 
@@ -333,10 +334,18 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
     auto quantize_runs = [&](std::int64_t from, std::int64_t to) {
       detail::for_each_run_in(layout, from, to, [&](const detail::Run& r) {
         const auto part = values.subspan(static_cast<std::size_t>(r.start - begin), static_cast<std::size_t>(r.length));
-        kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
-        if (!m.finite && !options.ignore_nonfinite) return first_bad.found_in(part, r.start);
-        if (m.min > m.max) m.min = m.max = 0.0f;  // no finite value in the group
-        const AffineParams p = choose_params(m.min, m.max, scheme);
+        AffineParams p;
+        if (symmetric_range) {
+          // A symmetric range needs only the largest magnitude: half the work of min and max.
+          const float amax = kernels::f32_absmax(part, options.ignore_nonfinite);
+          if (!(amax <= std::numeric_limits<float>::max())) return first_bad.found_in(part, r.start);
+          p = choose_params(-amax, amax, scheme);
+        } else {
+          kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
+          if (!m.finite && !options.ignore_nonfinite) return first_bad.found_in(part, r.start);
+          if (m.min > m.max) m.min = m.max = 0.0f;  // no finite value in the group
+          p = choose_params(m.min, m.max, scheme);
+        }
         const auto g = static_cast<std::size_t>(r.group);
         q.params.scale[g] = p.scale;
         q.params.zero_point[g] = p.zero_point;

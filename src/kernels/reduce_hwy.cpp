@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "zeropoint/kernels.hpp"
@@ -67,29 +69,40 @@ MinMax MinMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
 float AbsMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
+  if (!skip_nonfinite) {
+    // Magnitudes compare as their bit patterns, and NaN's patterns are above infinity's: an
+    // integer maximum of the magnitude bits finds the answer and any NaN at once.
+    const hn::RebindToUnsigned<decltype(d)> du;
+    const auto magnitude = hn::Set(du, 0x7fffffffu);
+    auto m0 = hn::Zero(du), m1 = hn::Zero(du);
+    size_t i = 0;
+    for (; i + 2 * N <= n; i += 2 * N) {
+      m0 = hn::Max(m0, hn::And(hn::BitCast(du, hn::LoadU(d, x + i)), magnitude));
+      m1 = hn::Max(m1, hn::And(hn::BitCast(du, hn::LoadU(d, x + i + N)), magnitude));
+    }
+    uint32_t bits = hn::GetLane(hn::MaxOfLanes(du, hn::Max(m0, m1)));
+    for (; i < n; ++i) {
+      uint32_t b;
+      std::memcpy(&b, x + i, sizeof(b));
+      bits = std::max(bits, b & 0x7fffffffu);
+    }
+    if (bits > 0x7f800000u) return std::numeric_limits<float>::quiet_NaN();
+    float m;
+    std::memcpy(&m, &bits, sizeof(m));
+    return m;
+  }
+  // Non-finite values left out: they count as 0.
   auto m0 = hn::Zero(d), m1 = hn::Zero(d);
-  auto nan_seen = hn::Zero(d);
   size_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    auto a = hn::Abs(hn::LoadU(d, x + i));
-    auto b = hn::Abs(hn::LoadU(d, x + i + N));
-    if (skip_nonfinite) {
-      a = hn::IfThenElseZero(hn::IsFinite(a), a);
-      b = hn::IfThenElseZero(hn::IsFinite(b), b);
-    } else {
-      // Max drops NaN on some targets; remember it separately, as the reference returns NaN.
-      nan_seen = hn::Or(nan_seen, hn::VecFromMask(d, hn::Or(hn::IsNaN(a), hn::IsNaN(b))));
-    }
-    m0 = hn::Max(m0, a);
-    m1 = hn::Max(m1, b);
+    const auto a = hn::Abs(hn::LoadU(d, x + i));
+    const auto b = hn::Abs(hn::LoadU(d, x + i + N));
+    m0 = hn::Max(m0, hn::IfThenElseZero(hn::IsFinite(a), a));
+    m1 = hn::Max(m1, hn::IfThenElseZero(hn::IsFinite(b), b));
   }
-  float m = hn::GetLane(hn::MaxOfLanes(d, hn::Max(m0, m1)));  // lanes are >= 0: no infinity issue
-  if (!hn::AllTrue(d, hn::Eq(nan_seen, hn::Zero(d)))) return std::numeric_limits<float>::quiet_NaN();
+  float m = hn::GetLane(hn::MaxOfLanes(d, hn::Max(m0, m1)));
   for (; i < n; ++i) {
-    if (skip_nonfinite && !std::isfinite(x[i])) continue;
-    const float a = std::fabs(x[i]);
-    if (a > m || a != a) m = a;
-    if (m != m) return m;
+    if (std::isfinite(x[i])) m = std::max(m, std::fabs(x[i]));
   }
   return m;
 }
