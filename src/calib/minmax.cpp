@@ -25,9 +25,14 @@ std::string describe(float v) { return std::isnan(v) ? "NaN" : (v > 0 ? "+inf" :
 // input's widened copy stays in L2.
 constexpr std::int64_t kObserveChunk = 16384;
 
-}  // namespace
+kernels::MinMax magnitude_range(std::span<const float> part, bool skip_nonfinite) {
+  const float amax = kernels::f32_absmax(part, skip_nonfinite);
+  return {-amax, amax, amax <= std::numeric_limits<float>::max()};
+}
 
-Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {
+// observe_minmax; with magnitude_only each contiguous run reports [-max |x|, max |x|] instead,
+// which gives a symmetric scheme the same parameters for half the work.
+Ranges observe(const TensorView& x, const Scheme& scheme, const ObserveOptions& options, bool magnitude_only) {
   scheme.validate();
   const std::string who = options.name.empty() ? std::string("tensor") : fmt::format("tensor '{}'", options.name);
   if (x.numel() == 0) throw Error(fmt::format("{} of shape {} is empty: nothing to quantize", who, shape_str(x.shape())));
@@ -82,7 +87,8 @@ Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOp
         }
         return;
       }
-      const kernels::MinMax m = kernels::f32_minmax(part, options.ignore_nonfinite);
+      const kernels::MinMax m = magnitude_only ? magnitude_range(part, options.ignore_nonfinite)
+                                               : kernels::f32_minmax(part, options.ignore_nonfinite);
       if (!m.finite && !options.ignore_nonfinite) {
         first_bad.found_in(part, run.start);
         return;
@@ -131,8 +137,15 @@ Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOp
   return r;
 }
 
+}  // namespace
+
+Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {
+  return observe(x, scheme, options, false);
+}
+
 QParams compute_params(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {
-  return compute_params(observe_minmax(x, scheme, options), scheme);
+  const bool symmetric_range = scheme.symmetric && scheme.zero_point != ZeroPointKind::float_offset;
+  return compute_params(observe(x, scheme, options, symmetric_range), scheme);
 }
 
 }  // namespace zp

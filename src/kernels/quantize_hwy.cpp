@@ -5,6 +5,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/quantize_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -300,6 +301,9 @@ void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, co
       }
     }
     for (; i + 4 * N <= n; i += 4 * N) {
+      for (size_t line = 0; line < 4 * N * sizeof(In); line += 64) {
+        hwy::Prefetch(reinterpret_cast<const char*>(x + i) + 16384 + line);
+      }
       auto certain = hn::FirstN(df, N);
       auto c0 = quantizer.Quick(LoadAsFloat(df, x + i), certain);
       auto c1 = quantizer.Quick(LoadAsFloat(df, x + i + N), certain);
