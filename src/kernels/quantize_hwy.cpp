@@ -139,6 +139,7 @@ class VectorQuantizer {
     const int type_min = is_signed ? -128 : 0, type_max = is_signed ? 127 : 255;
     clamp_lo_ = !(kMinMaxKeepNaN && saturating_store && p.zero_point >= 0 && s.range.qmin == type_min);
     clamp_hi_ = !(kMinMaxKeepNaN && saturating_store && p.zero_point <= 127 && s.range.qmax == type_max);
+    has_zero_point_ = p.zero_point != 0;
     SetScale(p.scale);
   }
 
@@ -156,23 +157,38 @@ class VectorQuantizer {
 
   // The same with the quantizer's choices as compile-time constants: loops call WithFlags once
   // and run on the returned choices (a loop that tests them per vector is a third slower).
-  template <bool kClampLo, bool kClampHi, bool kRelativeMargin>
+  template <bool kClampLo, bool kClampHi, bool kRelativeMargin, bool kAddZeroPoint = true>
   struct Flags {};
-  template <bool kClampLo, bool kClampHi, bool kRelativeMargin>
-  HWY_INLINE VI QuickCodes(Flags<kClampLo, kClampHi, kRelativeMargin>, V y, M& certain) const {
+  template <bool kClampLo, bool kClampHi, bool kRelativeMargin, bool kAddZeroPoint>
+  HWY_INLINE VI QuickCodes(Flags<kClampLo, kClampHi, kRelativeMargin, kAddZeroPoint> flags, V y, M& certain) const {
+    V distance;
+    const VI code = QuickDistance(flags, y, distance);
+    certain = hn::And(certain, Certain(distance));
+    return code;
+  }
+  // The codes, and in `distance` the quantity that Certain() tests.
+  template <bool kClampLo, bool kClampHi, bool kRelativeMargin, bool kAddZeroPoint>
+  HWY_INLINE VI QuickDistance(Flags<kClampLo, kClampHi, kRelativeMargin, kAddZeroPoint>, V y, V& distance) const {
     V c = y;  // bound first: x86 min/max return their second operand when either is NaN
     if constexpr (kClampHi) c = hn::Min(quotient_hi_, c);
     if constexpr (kClampLo) c = hn::Max(quotient_lo_, c);
     const VI code = NearestIntUnchecked(c);
-    // NaN, or a quotient beyond int32 (unclamped side), gives a d that fails the test.
-    const V from_code = hn::Abs(hn::Sub(c, hn::ConvertTo(df_, code)));
-    if constexpr (kRelativeMargin) {
-      certain = hn::And(certain, hn::Lt(hn::MulAdd(hn::Abs(c), hn::Set(df_, 0x1p-20f), from_code), limit_));
-    } else {
-      certain = hn::And(certain, hn::Lt(from_code, limit_));
-    }
-    if constexpr (!kMinMaxKeepNaN) certain = hn::AndNot(hn::IsNaN(y), certain);
-    return hn::Add(code, zero_point_i_);
+    // NaN, or a quotient beyond int32 (unclamped side), gives a distance that fails the test.
+    distance = hn::Sub(c, hn::ConvertTo(df_, code));
+    if constexpr (kRelativeMargin) distance = hn::MulAdd(hn::Abs(c), hn::Set(df_, 0x1p-20f), hn::Abs(distance));
+    if constexpr (!kMinMaxKeepNaN) distance = hn::IfThenElse(hn::IsNaN(y), y, distance);
+    if constexpr (kAddZeroPoint) return hn::Add(code, zero_point_i_);
+    return code;
+  }
+  // Whether the codes with these distances are certainly the reference's: |distance| < limit,
+  // NaN failing. Magnitudes compare as integers, whose maximum keeps NaN (above infinity).
+  // (AVX-512's vrangeps would take the largest magnitude in one step, but it drops NaN.)
+  HWY_INLINE M Certain(V d) const { return Certain(d, d, d, d); }
+  HWY_INLINE M Certain(V d0, V d1, V d2, V d3) const {
+    const hn::RebindToSigned<DF> di;
+    const auto magnitude = [&](V d) { return hn::And(hn::BitCast(di, d), hn::Set(di, 0x7fffffff)); };
+    const auto m = hn::Max(hn::Max(magnitude(d0), magnitude(d1)), hn::Max(magnitude(d2), magnitude(d3)));
+    return hn::RebindMask(df_, hn::Lt(m, hn::BitCast(di, limit_)));
   }
   // Quick with compile-time choices, where they reduce to a multiplication (no offset, normal
   // 1/scale): f(flags) with flags a Flags<...>.
@@ -199,6 +215,21 @@ class VectorQuantizer {
     if (has_offset_) v = hn::Sub(v, offset_);
     return QuickCodes(multiply_ ? hn::Mul(v, inverse_) : hn::Div(v, scale_), certain);
   }
+  // WithFlags where the margin is known to be constant (byte codes).
+  template <class F>
+  HWY_INLINE void WithClampFlags(F f) const {
+    if (has_zero_point_) {
+      if (clamp_lo_ && clamp_hi_) return f(Flags<true, true, false>());
+      if (clamp_lo_) return f(Flags<true, false, false>());
+      if (clamp_hi_) return f(Flags<false, true, false>());
+      return f(Flags<false, false, false>());
+    }
+    if (clamp_lo_ && clamp_hi_) return f(Flags<true, true, false, false>());
+    if (clamp_lo_) return f(Flags<true, false, false, false>());
+    if (clamp_hi_) return f(Flags<false, true, false, false>());
+    return f(Flags<false, false, false, false>());
+  }
+  bool relative_margin() const { return relative_margin_; }
   // Whether Quick(v) is QuickCodes(v * 1/scale).
   bool multiplies() const { return !has_offset_ && multiply_; }
   V inverse() const { return inverse_; }
@@ -241,6 +272,7 @@ class VectorQuantizer {
   bool multiply_ = true;
   bool relative_margin_ = false, approximate_relative_margin_ = false;
   bool clamp_lo_ = true, clamp_hi_ = true;
+  bool has_zero_point_ = true;
   V offset_, scale_, inverse_, zero_point_;
   VI zero_point_i_;
   V lo_, hi_, quotient_lo_, quotient_hi_, limit_, approximate_limit_, exact_limit_;
@@ -307,6 +339,39 @@ HWY_INLINE void PackNibbles(const uint8_t* HWY_RESTRICT codes, size_t n, uint8_t
 // Spans at least this long (16 MiB of float32) go to memory with streaming stores.
 constexpr size_t kStreamingElements = size_t{1} << 22;
 
+#if ZP_PACK_FOUR
+enum class Memory { cache, stream, prefetch };
+
+// Byte codes of x[i, n) four vectors at a time with `quick`, or with the reference formula where
+// any lane is uncertain; returns where it stopped (fewer than 4N values left).
+template <Memory kMemory, class In, class Code, class Quick>
+HWY_INLINE size_t QuantizeFours(const In* HWY_RESTRICT x, size_t i, size_t n, Code* HWY_RESTRICT q,
+                                const VectorQuantizer& quantizer, Quick quick) {
+  const hn::ScalableTag<float> df;
+  constexpr size_t N = hn::MaxLanes(decltype(df)());
+  for (; i + 4 * N <= n; i += 4 * N) {
+    if constexpr (kMemory == Memory::prefetch) {
+      for (size_t line = 0; line < 4 * N * sizeof(In); line += 64) {
+        hwy::Prefetch(reinterpret_cast<const char*>(x + i) + 16384 + line);
+      }
+    }
+    hn::Vec<decltype(df)> d0, d1, d2, d3;
+    auto c0 = quick(LoadAsFloat(df, x + i), d0);
+    auto c1 = quick(LoadAsFloat(df, x + i + N), d1);
+    auto c2 = quick(LoadAsFloat(df, x + i + 2 * N), d2);
+    auto c3 = quick(LoadAsFloat(df, x + i + 3 * N), d3);
+    if (HWY_UNLIKELY(!hn::AllTrue(df, quantizer.Certain(d0, d1, d2, d3)))) {
+      c0 = quantizer.Exact(LoadAsFloat(df, x + i));
+      c1 = quantizer.Exact(LoadAsFloat(df, x + i + N));
+      c2 = quantizer.Exact(LoadAsFloat(df, x + i + 2 * N));
+      c3 = quantizer.Exact(LoadAsFloat(df, x + i + 3 * N));
+    }
+    StoreBytes(q + i, PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw), kMemory == Memory::stream);
+  }
+  return i;
+}
+#endif
+
 // q = clamp(round((x - offset) / scale) + zero_point, qmin, qmax) over one parameter group.
 template <class In, class Code>
 void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, const QuantizeSpec& spec,
@@ -331,37 +396,31 @@ void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, co
     // A span up to 1 MiB is usually one group of a larger tensor (a row, quantized from cache
     // right after its range pass): fetching what follows it lets memory work meanwhile.
     // (Per-channel int8 from DRAM: 58 -> 70% of the stream; in cache it costs 6%.)
-    const bool prefetch = n * sizeof(In) <= (size_t{1} << 20);
-    // Four vectors' codes with `quick`, or with the reference formula if any lane is uncertain.
+    const Memory memory = streaming ? Memory::stream : n * sizeof(In) <= (size_t{1} << 20) ? Memory::prefetch
+                                                                                        : Memory::cache;
     auto run = [&](auto quick) {
-      for (; i + 4 * N <= n; i += 4 * N) {
-        if (prefetch) {
-          constexpr size_t kBytes = 4 * hn::MaxLanes(decltype(df)()) * sizeof(In);
-          for (size_t line = 0; line < kBytes; line += 64) {
-            hwy::Prefetch(reinterpret_cast<const char*>(x + i) + 16384 + line);
-          }
-        }
-        auto certain = hn::FirstN(df, N);
-        auto c0 = quick(LoadAsFloat(df, x + i), certain);
-        auto c1 = quick(LoadAsFloat(df, x + i + N), certain);
-        auto c2 = quick(LoadAsFloat(df, x + i + 2 * N), certain);
-        auto c3 = quick(LoadAsFloat(df, x + i + 3 * N), certain);
-        if (HWY_UNLIKELY(!hn::AllTrue(df, certain))) {
-          c0 = quantizer.Exact(LoadAsFloat(df, x + i));
-          c1 = quantizer.Exact(LoadAsFloat(df, x + i + N));
-          c2 = quantizer.Exact(LoadAsFloat(df, x + i + 2 * N));
-          c3 = quantizer.Exact(LoadAsFloat(df, x + i + 3 * N));
-        }
-        StoreBytes(q + i, PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw), streaming);
+      switch (memory) {
+        case Memory::stream: i = QuantizeFours<Memory::stream>(x, i, n, q, quantizer, quick); break;
+        case Memory::prefetch: i = QuantizeFours<Memory::prefetch>(x, i, n, q, quantizer, quick); break;
+        case Memory::cache: i = QuantizeFours<Memory::cache>(x, i, n, q, quantizer, quick); break;
       }
     };
-    if (quantizer.multiplies()) {
+    if (quantizer.multiplies() && !quantizer.relative_margin()) {
       const auto inverse = quantizer.inverse();
-      quantizer.WithFlags([&](auto flags) {
-        run([&](auto v, auto& certain) { return quantizer.QuickCodes(flags, hn::Mul(v, inverse), certain); });
+      quantizer.WithClampFlags([&](auto flags) {
+        run([&quantizer, inverse, flags](auto v, auto& distance) {
+          return quantizer.QuickDistance(flags, hn::Mul(v, inverse), distance);
+        });
       });
     } else {
-      run([&](auto v, auto& certain) { return quantizer.Quick(v, certain); });
+      run([&quantizer, &df](auto v, auto& distance) {
+        // The general Quick: its certainty folded into a distance that passes or fails.
+        auto certain = hn::FirstN(df, hn::Lanes(df));
+        const auto codes = quantizer.Quick(v, certain);
+        distance = hn::IfThenElseZero(certain, hn::Set(df, 0.0f));
+        distance = hn::IfThenElse(certain, distance, hn::Set(df, std::numeric_limits<float>::infinity()));
+        return codes;
+      });
     }
     if (streaming) _mm_sfence();  // order the streaming stores before anything that follows
   }
