@@ -553,11 +553,6 @@ bool QuantizeSymmetricBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t 
       if constexpr (kNibbles) PackNibbles(reinterpret_cast<const uint8_t*>(codes), n, reinterpret_cast<uint8_t*>(qb));
       continue;
     }
-    // One vector's codes with its block's scale, and the test that they are the reference's.
-    auto codes = [&](size_t i, auto& certain) {
-      const size_t k = static_cast<size_t>((i * block_magic) >> 32);
-      return quantizer.QuickCodes(hn::Mul(hn::LoadU(df, xb + i), hn::Set(df, inverses[k])), certain);
-    };
     auto exact = [&](size_t i) {
       const size_t k = static_cast<size_t>((i * block_magic) >> 32);
       return quantizer.Exact(hn::LoadU(df, xb + i), hn::Set(df, scales[k]), hn::Set(df, inverses[k]));
@@ -565,19 +560,29 @@ bool QuantizeSymmetricBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t 
     size_t i = 0;
 #if ZP_PACK_FOUR
     if constexpr (kPackFour) {
-      for (; i + 4 * N <= n; i += 4 * N) {
-        auto certain = hn::FirstN(df, N);
-        auto c0 = codes(i, certain), c1 = codes(i + N, certain), c2 = codes(i + 2 * N, certain),
-             c3 = codes(i + 3 * N, certain);
-        if (HWY_UNLIKELY(!hn::AllTrue(df, certain))) {
-          c0 = exact(i), c1 = exact(i + N), c2 = exact(i + 2 * N), c3 = exact(i + 3 * N);
+      quantizer.WithClampFlags([&](auto flags) {
+        // One vector's codes with its block's scale, and the distance that Certain() tests.
+        auto codes = [&](size_t at, auto& distance) {
+          const size_t k = static_cast<size_t>((at * block_magic) >> 32);
+          return quantizer.QuickDistance(flags, hn::Mul(hn::LoadU(df, xb + at), hn::Set(df, inverses[k])), distance);
+        };
+        for (; i + 4 * N <= n; i += 4 * N) {
+          hn::Vec<decltype(df)> d0, d1, d2, d3;
+          auto c0 = codes(i, d0), c1 = codes(i + N, d1), c2 = codes(i + 2 * N, d2), c3 = codes(i + 3 * N, d3);
+          if (HWY_UNLIKELY(!hn::AllTrue(df, quantizer.Certain(d0, d1, d2, d3)))) {
+            c0 = exact(i), c1 = exact(i + N), c2 = exact(i + 2 * N), c3 = exact(i + 3 * N);
+          }
+          const RawBytes bytes = PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw);
+          if constexpr (kNibbles) StoreNibbles(qb + i / 2, bytes);
+          else StoreBytes(qb + i, bytes, false);
         }
-        const RawBytes bytes = PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw);
-        if constexpr (kNibbles) StoreNibbles(qb + i / 2, bytes);
-        else StoreBytes(qb + i, bytes, false);
-      }
+      });
     }
 #endif
+    auto codes = [&](size_t at, auto& certain) {
+      const size_t k = static_cast<size_t>((at * block_magic) >> 32);
+      return quantizer.QuickCodes(hn::Mul(hn::LoadU(df, xb + at), hn::Set(df, inverses[k])), certain);
+    };
     const size_t tail = i;
     for (; i < n; i += N) {
       auto certain = hn::FirstN(df, N);
