@@ -133,7 +133,9 @@ void unpack_ref(std::span<const std::uint8_t> packed, int container_bits, bool i
 // The same contracts as the references above, bit for bit, compiled for every instruction set
 // Highway targets (AVX-512, AVX2, SSE4, ... ; NEON on ARM) and chosen at run time for the CPU.
 // f16 / bf16 inputs are raw 16-bit patterns, widened exactly inside the kernel (no extra pass).
-// Preconditions (checked in debug builds by the callers in the library): q and x do not overlap.
+// Preconditions, checked on every call (a violation aborts: these functions are noexcept and
+// the alternative is writing out of bounds): outputs are at least as long as stated, never
+// overlap the inputs, and every pointer is aligned to its element type.
 
 void f32_qs8_quantize(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::int8_t> q) noexcept;
 void f32_qu8_quantize(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec, std::span<std::uint8_t> q) noexcept;

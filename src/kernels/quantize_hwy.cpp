@@ -768,6 +768,16 @@ HWY_AFTER_NAMESPACE();
 #include "kernels/dispatch.hpp"
 
 namespace zp::kernels {
+namespace {
+// x holds whole blocks and the parameter spans one entry per block.
+void expect_blocks(std::span<const float> x, std::size_t block, std::span<float> scale,
+                   std::span<std::int32_t> zero_point, std::span<float> offset) noexcept {
+  detail::expect(block > 0 && x.size() % block == 0);
+  const std::size_t blocks = x.size() / block;
+  detail::expect(scale.size() >= blocks && zero_point.size() >= blocks && offset.size() >= blocks);
+  detail::expect(detail::disjoint(x, scale) && detail::disjoint(x, zero_point) && detail::disjoint(x, offset));
+}
+}  // namespace
 
 HWY_EXPORT(F32QS8);
 HWY_EXPORT(F32QU8);
@@ -798,6 +808,7 @@ HWY_EXPORT(QU16F32);
 // The dispatched boundary takes pointers and sizes; vector types never cross it.
 #define ZP_QUANTIZE_PUBLIC(PUBLIC, IN_T, HWY_IN, CODE, EXPORTED)                                      \
   void PUBLIC(std::span<const IN_T> x, const AffineParams& p, const QuantizeSpec& s, std::span<CODE> q) noexcept { \
+    detail::expect_output(x, q, x.size());                                                             \
     detail::configure_dispatch_once();                                                                 \
     HWY_DYNAMIC_DISPATCH(EXPORTED)(reinterpret_cast<const HWY_IN*>(x.data()), x.size(), p, s, q.data());   \
   }
@@ -818,6 +829,8 @@ ZP_QUANTIZE_PUBLIC(bf16_qu16_quantize, std::uint16_t, hwy::bfloat16_t, std::uint
 #define ZP_BLOCKS_PUBLIC(PUBLIC, CODE, EXPORTED)                                                             \
   bool PUBLIC(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,      \
               std::span<std::int32_t> zero_point, std::span<float> offset, std::span<CODE> q) noexcept {      \
+    expect_blocks(x, block, scale, zero_point, offset);                                                     \
+    detail::expect_output(x, q, x.size());                                                                  \
     detail::configure_dispatch_once();                                                                      \
     return HWY_DYNAMIC_DISPATCH(EXPORTED)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(), \
                                    offset.data(), q.data());                                                 \
@@ -831,6 +844,9 @@ ZP_BLOCKS_PUBLIC(f32_qu16_quantize_blocks, std::uint16_t, F32QU16Blocks)
 bool f32_qs4_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
                              std::span<std::int32_t> zero_point, std::span<float> offset,
                              std::span<std::uint8_t> packed) noexcept {
+  expect_blocks(x, block, scale, zero_point, offset);
+  detail::expect(block % 2 == 0);
+  detail::expect_output(x, packed, x.size() / 2);
   detail::configure_dispatch_once();
   return HWY_DYNAMIC_DISPATCH(F32QS4Blocks)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(),
                                             offset.data(), packed.data());
@@ -838,12 +854,16 @@ bool f32_qs4_quantize_blocks(std::span<const float> x, std::size_t block, const 
 bool f32_qu4_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
                              std::span<std::int32_t> zero_point, std::span<float> offset,
                              std::span<std::uint8_t> packed) noexcept {
+  expect_blocks(x, block, scale, zero_point, offset);
+  detail::expect(block % 2 == 0);
+  detail::expect_output(x, packed, x.size() / 2);
   detail::configure_dispatch_once();
   return HWY_DYNAMIC_DISPATCH(F32QU4Blocks)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(),
                                             offset.data(), packed.data());
 }
 
 void u8_u4_pack(std::span<const std::uint8_t> codes, std::span<std::uint8_t> packed) noexcept {
+  detail::expect_output(codes, packed, (codes.size() + 1) / 2);
   detail::configure_dispatch_once();
   const std::size_t even = codes.size() & ~std::size_t{1};
   HWY_DYNAMIC_DISPATCH(U8U4Pack)(codes.data(), even, packed.data());
@@ -851,17 +871,20 @@ void u8_u4_pack(std::span<const std::uint8_t> codes, std::span<std::uint8_t> pac
 }
 
 void f16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept {
+  detail::expect_output(x, out, x.size());
   detail::configure_dispatch_once();
   HWY_DYNAMIC_DISPATCH(F16F32)(reinterpret_cast<const hwy::float16_t*>(x.data()), x.size(), out.data());
 }
 
 void bf16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept {
+  detail::expect_output(x, out, x.size());
   detail::configure_dispatch_once();
   HWY_DYNAMIC_DISPATCH(BF16F32)(reinterpret_cast<const hwy::bfloat16_t*>(x.data()), x.size(), out.data());
 }
 
 #define ZP_DEQUANTIZE_PUBLIC(PUBLIC, CODE, EXPORTED)                                              \
   void PUBLIC(std::span<const CODE> q, const AffineParams& p, std::span<float> x) noexcept { \
+    detail::expect_output(q, x, q.size());                                                     \
     detail::configure_dispatch_once();                                                         \
     HWY_DYNAMIC_DISPATCH(EXPORTED)(q.data(), q.size(), p, x.data());                            \
   }

@@ -439,5 +439,33 @@ TEST(Dispatch, UnknownTargetIsAClearError) {
   EXPECT_EQ(current_target(), available_targets().front());
 }
 
+
+// The span kernels' preconditions (kernels.hpp) are checked on every call; a violation aborts.
+TEST(KernelPreconditions, ViolationsAbort) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::vector<float> x(64, 1.5f);
+  std::vector<std::int8_t> q(64);
+  const AffineParams p{0.5f, 0, 0.0f};
+  const QuantizeSpec spec{{-127, 127}, Rounding::half_even, Quotient::divide};
+  f32_qs8_quantize(x, p, spec, q);  // a valid call
+  EXPECT_EQ(q[0], 3);
+  const std::span<std::int8_t> into_x(reinterpret_cast<std::int8_t*>(x.data()), 64);
+  EXPECT_DEATH(f32_qs8_quantize(x, p, spec, into_x), "") << "output overlapping the input";
+  std::vector<std::int8_t> short_q(63);
+  EXPECT_DEATH(f32_qs8_quantize(x, p, spec, short_q), "") << "output shorter than the input";
+  alignas(64) unsigned char raw[4 * 65] = {};
+  const std::span<const float> misaligned(reinterpret_cast<const float*>(raw + 1), 64);
+  EXPECT_DEATH(f32_qs8_quantize(misaligned, p, spec, q), "") << "float input not aligned to 4 bytes";
+  const std::span<float> floats_over_q(reinterpret_cast<float*>(x.data()) + 8, 64 - 8);
+  const std::span<const std::int8_t> codes_in_x(reinterpret_cast<const std::int8_t*>(x.data()), 56);
+  EXPECT_DEATH(qs8_f32_dequantize(codes_in_x, p, floats_over_q), "") << "dequantize over its own codes";
+  const BlockScheme b = BlockScheme::of(Scheme::parse("int8:block=32"), false);
+  std::vector<float> scale(2), offset(2);
+  std::vector<std::int32_t> zp(2);
+  EXPECT_DEATH(f32_qs8_quantize_blocks(std::span<const float>(x).first(33), 32, b, scale, zp, offset, q), "")
+      << "a partial block";
+  EXPECT_DEATH(f32_qs8_quantize_blocks(x, 16, b, scale, zp, offset, q), "") << "4 blocks, 2 scales";
+  EXPECT_TRUE(f32_qs8_quantize_blocks(x, 32, b, scale, zp, offset, q));
+}
 }  // namespace
 }  // namespace zp::kernels
