@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "zeropoint/tensor.hpp"
 
@@ -22,5 +23,22 @@ struct ErrorMetrics {
 
 /// Throws zp::Error if the shapes differ.
 ErrorMetrics measure_error(const TensorView& reference, const TensorView& approx);
+
+/// The sums behind ErrorMetrics, fed piece by piece (so neither tensor needs a float32 copy).
+/// Merging the pieces in the same order gives the same result whatever the chunking threads.
+class ErrorAccumulator {
+ public:
+  /// reference[i] against approx[i], elements first_index, first_index + 1, ...
+  void add(std::span<const float> reference, std::span<const float> approx, std::int64_t first_index) noexcept;
+  /// Appends another accumulator's elements (which come after these).
+  void merge(const ErrorAccumulator& later) noexcept;
+  ErrorMetrics result() const noexcept;
+
+ private:
+  std::int64_t count_ = 0, skipped_ = 0;
+  double sum_err2_ = 0, sum_ref2_ = 0, sum_app2_ = 0, dot_ = 0;
+  double max_abs_error_ = 0;
+  std::int64_t max_abs_error_index_ = -1;
+};
 
 }  // namespace zp

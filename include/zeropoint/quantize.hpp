@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "zeropoint/observe.hpp"
+#include "zeropoint/metrics.hpp"
 #include "zeropoint/params.hpp"
 #include "zeropoint/tensor.hpp"
 
@@ -57,6 +58,26 @@ Tensor dequantize(const QuantizedTensor& q);
 
 /// The same into caller-owned memory of exactly q.numel() floats.
 void dequantize(const QuantizedTensor& q, std::span<float> out);
+
+// --- Parameters as files store them (quantized .npz and safetensors alike) ---------------------
+
+/// Whether a scheme's zero points are stored: symmetric schemes fix them, float offsets are
+/// stored instead.
+bool stores_zero_point(const Scheme& scheme) noexcept;
+/// Bytes of the stored parameters: float32 scales, integer zero points in the codes' dtype
+/// (when stored), float32 offsets (zp=float).
+std::int64_t stored_param_bytes(const QParams& params);
+std::int64_t stored_param_bytes(const Shape& shape, const Scheme& scheme);
+/// The zero points in the codes' own dtype, shaped like the parameters.
+Tensor zero_points_as_codes(const QParams& params);
+/// The inverse: integer zero points from a tensor of the codes' dtype.
+std::vector<std::int32_t> zero_points_from_codes(const TensorView& codes);
+
+/// The error of dequantize(q) against x (q quantized from x), measured a chunk at a time: no
+/// float32 copy of either tensor is made, so memory stays at the size of the codes. Equal to
+/// measure_error(x, dequantize(q)) up to the rounding of its double sums, and the same bits
+/// whatever the number of threads.
+ErrorMetrics quantization_error(const TensorView& x, const QuantizedTensor& q);
 
 /// dequantize(quantize(x, params)) without storing the codes.
 Tensor fake_quantize(const TensorView& x, const QParams& params);

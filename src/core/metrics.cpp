@@ -16,41 +16,64 @@ ErrorMetrics measure_error(const TensorView& reference, const TensorView& approx
   }
   const Tensor ref32 = to_f32(reference);
   const Tensor app32 = to_f32(approx);
-  const auto r = ref32.span<float>();
-  const auto a = app32.span<float>();
+  ErrorAccumulator acc;
+  acc.add(ref32.span<float>(), app32.span<float>(), 0);
+  return acc.result();
+}
 
-  ErrorMetrics m;
-  double sum_err2 = 0, sum_ref2 = 0, sum_app2 = 0, dot = 0;
+void ErrorAccumulator::add(std::span<const float> r, std::span<const float> a, std::int64_t first_index) noexcept {
   for (std::size_t i = 0; i < r.size(); ++i) {
     if (!std::isfinite(r[i])) {
-      ++m.skipped;
+      ++skipped_;
       continue;
     }
     const double ref = r[i], app = a[i];
     const double err = ref - app;
-    sum_err2 += err * err;
-    sum_ref2 += ref * ref;
-    sum_app2 += app * app;
-    dot += ref * app;
-    if (std::fabs(err) > m.max_abs_error || m.max_abs_error_index < 0) {
-      m.max_abs_error = std::fabs(err);
-      m.max_abs_error_index = static_cast<std::int64_t>(i);
+    sum_err2_ += err * err;
+    sum_ref2_ += ref * ref;
+    sum_app2_ += app * app;
+    dot_ += ref * app;
+    if (std::fabs(err) > max_abs_error_ || max_abs_error_index_ < 0) {
+      max_abs_error_ = std::fabs(err);
+      max_abs_error_index_ = first_index + static_cast<std::int64_t>(i);
     }
-    ++m.count;
+    ++count_;
   }
-  if (m.count == 0) return m;
-  m.mse = sum_err2 / static_cast<double>(m.count);
-  m.relative_mse = sum_ref2 > 0 ? sum_err2 / sum_ref2 : 0.0;
-  if (sum_err2 == 0) {
+}
+
+void ErrorAccumulator::merge(const ErrorAccumulator& later) noexcept {
+  count_ += later.count_;
+  skipped_ += later.skipped_;
+  sum_err2_ += later.sum_err2_;
+  sum_ref2_ += later.sum_ref2_;
+  sum_app2_ += later.sum_app2_;
+  dot_ += later.dot_;
+  // The earliest index wins a tie, as in add().
+  if (later.max_abs_error_index_ >= 0 && (max_abs_error_index_ < 0 || later.max_abs_error_ > max_abs_error_)) {
+    max_abs_error_ = later.max_abs_error_;
+    max_abs_error_index_ = later.max_abs_error_index_;
+  }
+}
+
+ErrorMetrics ErrorAccumulator::result() const noexcept {
+  ErrorMetrics m;
+  m.count = count_;
+  m.skipped = skipped_;
+  m.max_abs_error = max_abs_error_;
+  m.max_abs_error_index = max_abs_error_index_;
+  if (count_ == 0) return m;
+  m.mse = sum_err2_ / static_cast<double>(count_);
+  m.relative_mse = sum_ref2_ > 0 ? sum_err2_ / sum_ref2_ : 0.0;
+  if (sum_err2_ == 0) {
     m.sqnr_db = std::numeric_limits<double>::infinity();
-  } else if (sum_ref2 == 0) {
+  } else if (sum_ref2_ == 0) {
     m.sqnr_db = -std::numeric_limits<double>::infinity();
   } else {
-    m.sqnr_db = 10.0 * std::log10(sum_ref2 / sum_err2);
+    m.sqnr_db = 10.0 * std::log10(sum_ref2_ / sum_err2_);
   }
-  if (sum_ref2 == 0 && sum_app2 == 0) m.cosine = 1.0;
-  else if (sum_ref2 == 0 || sum_app2 == 0) m.cosine = 0.0;
-  else m.cosine = dot / (std::sqrt(sum_ref2) * std::sqrt(sum_app2));
+  if (sum_ref2_ == 0 && sum_app2_ == 0) m.cosine = 1.0;
+  else if (sum_ref2_ == 0 || sum_app2_ == 0) m.cosine = 0.0;
+  else m.cosine = dot_ / (std::sqrt(sum_ref2_) * std::sqrt(sum_app2_));
   return m;
 }
 

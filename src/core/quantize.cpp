@@ -292,6 +292,79 @@ Tensor dequantize(const QuantizedTensor& q) {
 
 Tensor fake_quantize(const TensorView& x, const QParams& params) { return dequantize(quantize(x, params)); }
 
+bool stores_zero_point(const Scheme& s) noexcept { return s.zero_point == ZeroPointKind::integer && !s.symmetric; }
+
+std::int64_t stored_param_bytes(const Shape& shape, const Scheme& scheme) {
+  std::int64_t per_group = 4;  // f32 scale
+  if (stores_zero_point(scheme)) per_group += static_cast<std::int64_t>(dtype_size(code_dtype(scheme)));
+  if (scheme.zero_point == ZeroPointKind::float_offset) per_group += 4;
+  return ParamLayout::of(shape, scheme).groups * per_group;
+}
+
+std::int64_t stored_param_bytes(const QParams& params) {
+  std::int64_t per_group = 4;
+  if (stores_zero_point(params.scheme)) per_group += static_cast<std::int64_t>(dtype_size(code_dtype(params.scheme)));
+  if (params.scheme.zero_point == ZeroPointKind::float_offset) per_group += 4;
+  return static_cast<std::int64_t>(params.size()) * per_group;
+}
+
+Tensor zero_points_as_codes(const QParams& p) {
+  Tensor t(code_dtype(p.scheme), p.param_shape);
+  for (std::size_t i = 0; i < p.zero_point.size(); ++i) {
+    const std::int32_t z = p.zero_point[i];
+    switch (t.dtype()) {
+      case DType::i8: t.span<std::int8_t>()[i] = static_cast<std::int8_t>(z); break;
+      case DType::u8: t.span<std::uint8_t>()[i] = static_cast<std::uint8_t>(z); break;
+      case DType::i16: t.span<std::int16_t>()[i] = static_cast<std::int16_t>(z); break;
+      default: t.span<std::uint16_t>()[i] = static_cast<std::uint16_t>(z); break;
+    }
+  }
+  return t;
+}
+
+std::vector<std::int32_t> zero_points_from_codes(const TensorView& codes) {
+  const Tensor wide = to_f32(codes);  // exact: every 16-bit integer is a float
+  std::vector<std::int32_t> out;
+  out.reserve(static_cast<std::size_t>(wide.numel()));
+  for (float v : wide.span<float>()) out.push_back(static_cast<std::int32_t>(v));
+  return out;
+}
+
+ErrorMetrics quantization_error(const TensorView& x, const QuantizedTensor& q) {
+  if (x.shape() != q.shape) {
+    throw Error(fmt::format("cannot compare a tensor of shape {} with codes of shape {}", shape_str(x.shape()),
+                            shape_str(q.shape)));
+  }
+  const bool direct = x.is_contiguous() && (x.dtype() == DType::f32 || x.dtype() == DType::f16 || x.dtype() == DType::bf16);
+  if (!direct) return measure_error(x, dequantize(q));
+  const std::int64_t n = x.numel();
+  const ParamLayout layout = ParamLayout::of(q.shape, q.params.scheme);
+  const int cbits = container_bits(q.params.scheme.bits);
+  // One accumulator per chunk, merged in order: the same sums however chunks meet threads.
+  std::vector<ErrorAccumulator> parts(static_cast<std::size_t>((n + kChunk - 1) / kChunk));
+  with_code_type(q.params.scheme, [&]<class Code>() {
+    for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
+      thread_local std::vector<float> widened, approx;
+      thread_local std::vector<std::uint8_t> unpacked;
+      const auto count = static_cast<std::size_t>(e - b);
+      const std::span<const float> reference = detail::float_values(x.data(), x.dtype(), b, e, widened);
+      approx.resize(count);
+      const Code* codes = reinterpret_cast<const Code*>(q.data.data()) + b;
+      if (cbits < 8) {
+        unpacked.resize(count);
+        kernels::unpack_ref({q.data.data() + b * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8}, cbits,
+                            q.params.scheme.is_signed, unpacked);
+        codes = reinterpret_cast<const Code*>(unpacked.data());
+      }
+      dequantize_range<Code>(codes, layout, q.params, b, e, approx.data());
+      parts[static_cast<std::size_t>(b / kChunk)].add(reference, approx, b);
+    });
+  });
+  ErrorAccumulator total;
+  for (const ErrorAccumulator& part : parts) total.merge(part);
+  return total.result();
+}
+
 namespace {
 
 // Whether every parameter group is one contiguous run whose packed codes start on a byte

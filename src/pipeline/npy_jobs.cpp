@@ -50,7 +50,7 @@ QuantizeReport quantize_npy_file(const std::filesystem::path& input, const std::
   r.params = q.params;
   r.error = measure_error(x, dequantize(q));
   r.code_bytes = static_cast<std::int64_t>(q.data.size());
-  r.param_bytes = npz::stored_param_bytes(r.params);
+  r.param_bytes = stored_param_bytes(r.params);
   npz::write_quantized(output, q);
   return r;
 }

@@ -379,5 +379,37 @@ TEST(Metrics, KnownValues) {
   EXPECT_EQ(skipped.count, 1);
 }
 
+// The chunked measurement equals the one on full float copies (up to the order of the double
+// sums) for packed and byte codes, from f32 and bf16, and does not depend on the thread count.
+TEST(Metrics, QuantizationErrorMatchesTheFullCopyMeasurement) {
+  Rng rng(31);
+  Tensor x(DType::f32, {3, 40000});  // several chunks, the last one partial
+  for (float& v : x.span<float>()) v = rng.normal(0.02f);
+  x.span<float>()[70001] = 3.0f;  // the largest error lands here
+  const Tensor xb = from_f32(x, DType::bf16);
+  const int threads_before = thread_count();
+  for (const char* text : {"int8", "int8:channel=0", "int4:block=32", "uint4:block=128:asym"}) {
+    for (const TensorView& input : {TensorView(x), TensorView(xb)}) {
+      const QuantizedTensor q = quantize(input, Scheme::parse(text));
+      const ErrorMetrics full = measure_error(input, dequantize(q));
+      set_thread_count(1);
+      const ErrorMetrics one = quantization_error(input, q);
+      set_thread_count(2);
+      const ErrorMetrics two = quantization_error(input, q);
+      set_thread_count(threads_before);
+      EXPECT_EQ(one.count, full.count) << text;
+      EXPECT_EQ(one.max_abs_error, full.max_abs_error) << text;
+      EXPECT_EQ(one.max_abs_error_index, full.max_abs_error_index) << text;
+      EXPECT_NEAR(one.mse, full.mse, full.mse * 1e-12) << text;
+      EXPECT_NEAR(one.sqnr_db, full.sqnr_db, 1e-9) << text;
+      EXPECT_NEAR(one.cosine, full.cosine, 1e-12) << text;
+      EXPECT_EQ(one.mse, two.mse) << text;  // bit for bit across thread counts
+      EXPECT_EQ(one.cosine, two.cosine) << text;
+    }
+  }
+  const TensorView transposed_shape(x.data(), DType::f32, {40000, 3});
+  EXPECT_THROW(quantization_error(transposed_shape, quantize(TensorView(x), Scheme::parse("int8"))), Error);
+}
+
 }  // namespace
 }  // namespace zp

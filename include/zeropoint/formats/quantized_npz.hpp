@@ -25,9 +25,6 @@ inline constexpr const char* kQuantizedFormat = "zeropoint.quantized.v1";
 /// Writes `q` atomically (nothing at `path` until the whole archive is written).
 void write_quantized(const std::filesystem::path& path, const QuantizedTensor& q);
 
-/// Bytes the parameters of `params` take in the archive (scale, and zero point or offset).
-std::int64_t stored_param_bytes(const QParams& params);
-
 /// Reads and validates a quantized archive: every entry present with the right dtype and shape,
 /// every code and zero point inside the scheme's range, every scale finite and positive. Throws
 /// zp::Error naming the file and the entry otherwise.

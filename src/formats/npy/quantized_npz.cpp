@@ -11,31 +11,6 @@ namespace {
 
 bool packed(const Scheme& s) { return container_bits(s.bits) < 8; }
 
-// Symmetric schemes fix the zero point, so storing it would only cost bytes.
-bool stores_zero_point(const Scheme& s) { return s.zero_point == ZeroPointKind::integer && !s.symmetric; }
-
-// The zero points in the codes' own dtype.
-Tensor zero_points_as_codes(const QParams& p) {
-  Tensor t(code_dtype(p.scheme), p.param_shape);
-  for (std::size_t i = 0; i < p.zero_point.size(); ++i) {
-    const std::int32_t z = p.zero_point[i];
-    switch (t.dtype()) {
-      case DType::i8: t.span<std::int8_t>()[i] = static_cast<std::int8_t>(z); break;
-      case DType::u8: t.span<std::uint8_t>()[i] = static_cast<std::uint8_t>(z); break;
-      case DType::i16: t.span<std::int16_t>()[i] = static_cast<std::int16_t>(z); break;
-      default: t.span<std::uint16_t>()[i] = static_cast<std::uint16_t>(z); break;
-    }
-  }
-  return t;
-}
-
-std::vector<std::int32_t> codes_as_ints(const Tensor& t) {
-  const Tensor wide = to_f32(t);  // exact: every 16-bit integer is a float
-  std::vector<std::int32_t> out;
-  for (float v : wide.span<float>()) out.push_back(static_cast<std::int32_t>(v));
-  return out;
-}
-
 }  // namespace
 
 void write_quantized(const std::filesystem::path& path, const QuantizedTensor& q) {
@@ -57,14 +32,6 @@ void write_quantized(const std::filesystem::path& path, const QuantizedTensor& q
     out.add("offset", TensorView(q.params.offset.data(), DType::f32, q.params.param_shape));
   }
   out.commit();
-}
-
-std::int64_t stored_param_bytes(const QParams& params) {
-  const auto n = static_cast<std::int64_t>(params.size());
-  std::int64_t per_group = 4;  // f32 scale
-  if (stores_zero_point(params.scheme)) per_group += static_cast<std::int64_t>(dtype_size(code_dtype(params.scheme)));
-  if (params.scheme.zero_point == ZeroPointKind::float_offset) per_group += 4;
-  return n * per_group;
 }
 
 QuantizedTensor read_quantized(const std::filesystem::path& path) {
@@ -126,7 +93,7 @@ QuantizedTensor read_quantized(const std::filesystem::path& path) {
   q.params.zero_point.assign(q.params.scale.size(), s.symmetric ? s.symmetric_zero_point() : 0);
   q.params.offset.assign(q.params.scale.size(), 0.0f);
   if (stores_zero_point(s)) {
-    q.params.zero_point = codes_as_ints(param_array("zero_point", code_dtype(s)));
+    q.params.zero_point = zero_points_from_codes(param_array("zero_point", code_dtype(s)));
   } else if (s.zero_point == ZeroPointKind::float_offset) {
     const Tensor off = param_array("offset", DType::f32);
     q.params.offset.assign(off.span<float>().begin(), off.span<float>().end());
