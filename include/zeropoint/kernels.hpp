@@ -120,6 +120,17 @@ float f32_absmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept;
 /// Index of the first NaN or infinity in x, or x.size() if there is none.
 std::size_t f32_find_nonfinite_ref(std::span<const float> x) noexcept;
 
+/// The sums behind ErrorMetrics (metrics.hpp) for finite `reference` against `approx`, in
+/// double: elements go to 8 lanes by index (lane i % 8 for the first n - n % 8), each lane adds
+/// in order, the lanes are added 0 to 7, then the last n % 8 elements one by one. The order is
+/// part of the contract so that every instruction set gives the same bits.
+struct ErrorSums {
+  double err2 = 0, ref2 = 0, app2 = 0, dot = 0;  ///< sums of e^2, r^2, a^2, r*a with e = r - a
+  double max_abs_error = 0;                      ///< max |r - a|
+  std::size_t max_index = 0;                     ///< its first index (0 for an empty input)
+};
+ErrorSums f32_error_sums_ref(std::span<const float> reference, std::span<const float> approx) noexcept;
+
 /// Packs one code per byte (the low `container_bits` bits of each) into
 /// ceil(n * container_bits / 8) bytes, element 0 in the lowest bits. container_bits is 2 or 4.
 void pack_ref(std::span<const std::uint8_t> codes, int container_bits, std::span<std::uint8_t> packed) noexcept;
@@ -168,6 +179,7 @@ void bf16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) no
 MinMax f32_minmax(std::span<const float> x, bool skip_nonfinite) noexcept;
 float f32_absmax(std::span<const float> x, bool skip_nonfinite) noexcept;
 std::size_t f32_find_nonfinite(std::span<const float> x) noexcept;
+ErrorSums f32_error_sums(std::span<const float> reference, std::span<const float> approx) noexcept;
 
 /// What the per-block kernels need of a scheme, prepared once (BlockScheme::of).
 struct BlockScheme {
@@ -211,6 +223,8 @@ bool f32_qu4_quantize_blocks(std::span<const float> x, std::size_t block, const 
 
 /// pack_ref(codes, 4, packed): the low nibbles of byte codes, two per byte.
 void u8_u4_pack(std::span<const std::uint8_t> codes, std::span<std::uint8_t> packed) noexcept;
+/// unpack_ref(packed, 4, is_signed, codes): codes.size() codes from their nibbles.
+void u4_u8_unpack(std::span<const std::uint8_t> packed, bool is_signed, std::span<std::uint8_t> codes) noexcept;
 
 /// Instruction sets this binary contains and this CPU runs, best first ("AVX3", "AVX2", "SSE4",
 /// "EMU128", ...).

@@ -35,6 +35,8 @@ class ErrorAccumulator {
   ErrorMetrics result() const noexcept;
 
  private:
+  void add_one(double reference, double approx, std::int64_t index) noexcept;
+
   std::int64_t count_ = 0, skipped_ = 0;
   double sum_err2_ = 0, sum_ref2_ = 0, sum_app2_ = 0, dot_ = 0;
   double max_abs_error_ = 0;

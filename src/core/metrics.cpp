@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "zeropoint/error.hpp"
+#include "zeropoint/kernels.hpp"
 
 namespace zp {
 
@@ -22,23 +23,43 @@ ErrorMetrics measure_error(const TensorView& reference, const TensorView& approx
 }
 
 void ErrorAccumulator::add(std::span<const float> r, std::span<const float> a, std::int64_t first_index) noexcept {
-  for (std::size_t i = 0; i < r.size(); ++i) {
-    if (!std::isfinite(r[i])) {
-      ++skipped_;
-      continue;
+  if (kernels::f32_find_nonfinite(r) < r.size()) {
+    // Some reference values are skipped: element by element.
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (!std::isfinite(r[i])) {
+        ++skipped_;
+        continue;
+      }
+      add_one(r[i], a[i], first_index + static_cast<std::int64_t>(i));
     }
-    const double ref = r[i], app = a[i];
-    const double err = ref - app;
-    sum_err2_ += err * err;
-    sum_ref2_ += ref * ref;
-    sum_app2_ += app * app;
-    dot_ += ref * app;
-    if (std::fabs(err) > max_abs_error_ || max_abs_error_index_ < 0) {
-      max_abs_error_ = std::fabs(err);
-      max_abs_error_index_ = first_index + static_cast<std::int64_t>(i);
-    }
-    ++count_;
+    return;
   }
+  // All finite: the SIMD sums (their order of additions is fixed, so the bits do not depend on
+  // the instruction set).
+  if (r.empty()) return;
+  const kernels::ErrorSums sums = kernels::f32_error_sums(r, a);
+  sum_err2_ += sums.err2;
+  sum_ref2_ += sums.ref2;
+  sum_app2_ += sums.app2;
+  dot_ += sums.dot;
+  count_ += static_cast<std::int64_t>(r.size());
+  if (max_abs_error_index_ < 0 || sums.max_abs_error > max_abs_error_) {
+    max_abs_error_ = sums.max_abs_error;
+    max_abs_error_index_ = first_index + static_cast<std::int64_t>(sums.max_index);
+  }
+}
+
+void ErrorAccumulator::add_one(double ref, double app, std::int64_t index) noexcept {
+  const double err = ref - app;
+  sum_err2_ += err * err;
+  sum_ref2_ += ref * ref;
+  sum_app2_ += app * app;
+  dot_ += ref * app;
+  if (std::fabs(err) > max_abs_error_ || max_abs_error_index_ < 0) {
+    max_abs_error_ = std::fabs(err);
+    max_abs_error_index_ = index;
+  }
+  ++count_;
 }
 
 void ErrorAccumulator::merge(const ErrorAccumulator& later) noexcept {

@@ -125,6 +125,13 @@ void for_each_chunk(std::int64_t n, Fn&& fn) {
   });
 }
 
+// count sub-byte codes, one per byte, from their packed form (pack_ref's layout).
+inline void unpack_chunk(const std::uint8_t* packed, std::size_t count, int cbits, bool is_signed, std::uint8_t* codes) {
+  const std::span<const std::uint8_t> from{packed, (count * static_cast<std::size_t>(cbits) + 7) / 8};
+  if (cbits == 4) kernels::u4_u8_unpack(from, is_signed, {codes, count});
+  else kernels::unpack_ref(from, cbits, is_signed, {codes, count});
+}
+
 // count sub-byte codes (one per byte) packed into `packed`, as pack_ref lays them out.
 template <class Code>
 void pack_chunk(const Code* codes, std::size_t count, int cbits, std::uint8_t* packed) {
@@ -164,8 +171,7 @@ void dequantize_all(const std::uint8_t* data, std::int64_t n, const ParamLayout&
   for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
     std::array<Code, kChunk> buffer;
     const auto count = static_cast<std::size_t>(e - b);
-    kernels::unpack_ref({data + b * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8}, cbits,
-                        params.scheme.is_signed, {reinterpret_cast<std::uint8_t*>(buffer.data()), count});
+    unpack_chunk(data + b * cbits / 8, count, cbits, params.scheme.is_signed, reinterpret_cast<std::uint8_t*>(buffer.data()));
     dequantize_range<Code>(buffer.data(), layout, params, b, e, out + b);
   });
 }
@@ -213,8 +219,7 @@ void validate_codes(const QuantizedTensor& q) {
     for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
       std::array<Code, kChunk> buffer;
       const auto count = static_cast<std::size_t>(e - b);
-      kernels::unpack_ref({q.data.data() + b * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8}, cbits,
-                          s.is_signed, {reinterpret_cast<std::uint8_t*>(buffer.data()), count});
+      unpack_chunk(q.data.data() + b * cbits / 8, count, cbits, s.is_signed, reinterpret_cast<std::uint8_t*>(buffer.data()));
       check_codes_in_range<Code>({buffer.data(), count}, s, q.shape, b);
     });
   });
@@ -352,8 +357,7 @@ ErrorMetrics quantization_error(const TensorView& x, const QuantizedTensor& q) {
       const Code* codes = reinterpret_cast<const Code*>(q.data.data()) + b;
       if (cbits < 8) {
         unpacked.resize(count);
-        kernels::unpack_ref({q.data.data() + b * cbits / 8, (count * static_cast<std::size_t>(cbits) + 7) / 8}, cbits,
-                            q.params.scheme.is_signed, unpacked);
+        unpack_chunk(q.data.data() + b * cbits / 8, count, cbits, q.params.scheme.is_signed, unpacked.data());
         codes = reinterpret_cast<const Code*>(unpacked.data());
       }
       dequantize_range<Code>(codes, layout, q.params, b, e, approx.data());
@@ -527,7 +531,7 @@ Tensor unpack_codes(const QuantizedTensor& q) {
   Tensor codes(code_dtype(s), q.shape);
   const int cbits = container_bits(s.bits);
   if (cbits < 8) {
-    kernels::unpack_ref(q.data, cbits, s.is_signed, codes.span<std::uint8_t>());
+    unpack_chunk(q.data.data(), static_cast<std::size_t>(codes.numel()), cbits, s.is_signed, codes.span<std::uint8_t>().data());
   } else if (!q.data.empty()) {
     std::memcpy(codes.data(), q.data.data(), q.data.size());  // little-endian host, as everywhere
   }

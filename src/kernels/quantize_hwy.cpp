@@ -336,8 +336,33 @@ HWY_INLINE void PackNibbles(const uint8_t* HWY_RESTRICT codes, size_t n, uint8_t
   for (; j < n / 2; ++j) packed[j] = static_cast<uint8_t>((codes[2 * j] & 0xFu) | (codes[2 * j + 1] << 4));
 }
 
+// unpack_ref(packed, 4, is_signed, codes) for an even count: byte j's low and high nibbles
+// become codes 2j and 2j+1, sign-extended (two's complement) when is_signed.
+HWY_INLINE void UnpackNibbles(const uint8_t* HWY_RESTRICT packed, size_t n, bool is_signed, uint8_t* HWY_RESTRICT codes) {
+  const hn::ScalableTag<uint16_t> d16;
+  const hn::Rebind<uint8_t, decltype(d16)> d8;
+  const size_t N = hn::Lanes(d16);
+  size_t j = 0;  // packed bytes
+#if HWY_TARGET != HWY_SCALAR  // (one 16-bit lane cannot be viewed as bytes)
+  for (; j + N <= n / 2; j += N) {
+    const hn::Repartition<uint8_t, decltype(d16)> dbytes;
+    const auto w = hn::PromoteTo(d16, hn::LoadU(d8, packed + j));
+    auto pairs = hn::BitCast(dbytes, hn::Or(hn::And(w, hn::Set(d16, 0x000F)), hn::ShiftLeft<4>(hn::And(w, hn::Set(d16, 0x00F0)))));
+    if (is_signed) pairs = hn::Sub(hn::Xor(pairs, hn::Set(dbytes, 0x08)), hn::Set(dbytes, 0x08));
+    hn::StoreU(pairs, dbytes, codes + 2 * j);
+  }
+#else
+  (void)N;
+#endif
+  for (; j < n / 2; ++j) {
+    const unsigned lo = packed[j] & 0xFu, hi = packed[j] >> 4;
+    codes[2 * j] = static_cast<uint8_t>(is_signed ? (lo ^ 8u) - 8u : lo);
+    codes[2 * j + 1] = static_cast<uint8_t>(is_signed ? (hi ^ 8u) - 8u : hi);
+  }
+}
+
 // Spans at least this long (16 MiB of float32) go to memory with streaming stores.
-constexpr size_t kStreamingElements = size_t{1} << 22;
+[[maybe_unused]] constexpr size_t kStreamingElements = size_t{1} << 22;
 
 #if ZP_PACK_FOUR
 enum class Memory { cache, stream, prefetch };
@@ -751,6 +776,7 @@ bool F32QU4Blocks(const float* x, size_t blocks, size_t block, const BlockScheme
   return QuantizeNibbleBlocks<uint8_t>(x, blocks, block, b, scale, zp, offset, packed);
 }
 void U8U4Pack(const uint8_t* codes, size_t n, uint8_t* packed) { PackNibbles(codes, n, packed); }
+void U4U8Unpack(const uint8_t* packed, size_t n, bool is_signed, uint8_t* codes) { UnpackNibbles(packed, n, is_signed, codes); }
 
 #define ZP_DEQUANTIZE_ENTRY(NAME, CODE) \
   void NAME(const CODE* q, size_t n, const AffineParams& p, float* x) { Dequantize(q, n, p, x); }
@@ -798,6 +824,7 @@ HWY_EXPORT(F32QU16Blocks);
 HWY_EXPORT(F32QS4Blocks);
 HWY_EXPORT(F32QU4Blocks);
 HWY_EXPORT(U8U4Pack);
+HWY_EXPORT(U4U8Unpack);
 HWY_EXPORT(F16F32);
 HWY_EXPORT(BF16F32);
 HWY_EXPORT(QS8F32);
@@ -868,6 +895,18 @@ void u8_u4_pack(std::span<const std::uint8_t> codes, std::span<std::uint8_t> pac
   const std::size_t even = codes.size() & ~std::size_t{1};
   HWY_DYNAMIC_DISPATCH(U8U4Pack)(codes.data(), even, packed.data());
   if (even < codes.size()) packed[even / 2] = codes[even] & 0xFu;  // the last code alone, zero-padded
+}
+
+void u4_u8_unpack(std::span<const std::uint8_t> packed, bool is_signed, std::span<std::uint8_t> codes) noexcept {
+  detail::expect_output(packed, codes, 0);
+  detail::expect(packed.size() >= (codes.size() + 1) / 2);
+  detail::configure_dispatch_once();
+  const std::size_t even = codes.size() & ~std::size_t{1};
+  HWY_DYNAMIC_DISPATCH(U4U8Unpack)(packed.data(), even, is_signed, codes.data());
+  if (even < codes.size()) {  // the last code alone, in a low nibble
+    const unsigned lo = packed[even / 2] & 0xFu;
+    codes[even] = static_cast<std::uint8_t>(is_signed ? (lo ^ 8u) - 8u : lo);
+  }
 }
 
 void f16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept {

@@ -82,6 +82,43 @@ float f32_absmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept {
   return m;
 }
 
+ErrorSums f32_error_sums_ref(std::span<const float> r, std::span<const float> a) noexcept {
+  constexpr std::size_t kLanes = 8;
+  double err2[kLanes] = {}, ref2[kLanes] = {}, app2[kLanes] = {}, dot[kLanes] = {};
+  ErrorSums s;
+  const std::size_t whole = r.size() / kLanes * kLanes;
+  auto track = [&](double e, std::size_t i) {
+    if (e > s.max_abs_error) {
+      s.max_abs_error = e;
+      s.max_index = i;
+    }
+  };
+  for (std::size_t i = 0; i < whole; ++i) {
+    const std::size_t k = i % kLanes;
+    const double ref = r[i], app = a[i], err = ref - app;
+    err2[k] += err * err;
+    ref2[k] += ref * ref;
+    app2[k] += app * app;
+    dot[k] += ref * app;
+    track(std::fabs(err), i);
+  }
+  for (std::size_t k = 0; k < kLanes; ++k) {
+    s.err2 += err2[k];
+    s.ref2 += ref2[k];
+    s.app2 += app2[k];
+    s.dot += dot[k];
+  }
+  for (std::size_t i = whole; i < r.size(); ++i) {
+    const double ref = r[i], app = a[i], err = ref - app;
+    s.err2 += err * err;
+    s.ref2 += ref * ref;
+    s.app2 += app * app;
+    s.dot += ref * app;
+    track(std::fabs(err), i);
+  }
+  return s;
+}
+
 std::size_t f32_find_nonfinite_ref(std::span<const float> x) noexcept {
   for (std::size_t i = 0; i < x.size(); ++i) {
     if (!std::isfinite(x[i])) return i;

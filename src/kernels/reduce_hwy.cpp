@@ -107,6 +107,74 @@ float AbsMaxF32(const float* HWY_RESTRICT x, size_t n, bool skip_nonfinite) {
   return m;
 }
 
+// f32_error_sums_ref's eight lanes as 8 / N vectors of N double lanes.
+ErrorSums ErrorSumsF32(const float* HWY_RESTRICT r, const float* HWY_RESTRICT a, size_t n) {
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<float, decltype(dd)> df;
+  constexpr size_t kLanes = 8;
+  constexpr size_t N = hn::MaxLanes(dd) < kLanes ? hn::MaxLanes(dd) : kLanes;
+  constexpr size_t V = kLanes / N;  // vectors per 8 lanes
+  static_assert(kLanes % N == 0, "lanes must divide 8");
+  using VD = hn::Vec<decltype(dd)>;
+  VD err2[V], ref2[V], app2[V], dot[V], largest[V];
+  for (size_t v = 0; v < V; ++v) err2[v] = ref2[v] = app2[v] = dot[v] = largest[v] = hn::Zero(dd);
+  const size_t whole = n / kLanes * kLanes;
+  for (size_t i = 0; i < whole; i += kLanes) {
+    for (size_t v = 0; v < V; ++v) {
+      const VD ref = hn::PromoteTo(dd, hn::LoadU(df, r + i + v * N));
+      const VD app = hn::PromoteTo(dd, hn::LoadU(df, a + i + v * N));
+      const VD err = hn::Sub(ref, app);
+      err2[v] = hn::Add(err2[v], hn::Mul(err, err));
+      ref2[v] = hn::Add(ref2[v], hn::Mul(ref, ref));
+      app2[v] = hn::Add(app2[v], hn::Mul(app, app));
+      dot[v] = hn::Add(dot[v], hn::Mul(ref, app));
+      largest[v] = hn::Max(largest[v], hn::Abs(err));
+    }
+  }
+  HWY_ALIGN double lanes[5][kLanes];
+  for (size_t v = 0; v < V; ++v) {
+    hn::Store(err2[v], dd, lanes[0] + v * N);
+    hn::Store(ref2[v], dd, lanes[1] + v * N);
+    hn::Store(app2[v], dd, lanes[2] + v * N);
+    hn::Store(dot[v], dd, lanes[3] + v * N);
+    hn::Store(largest[v], dd, lanes[4] + v * N);
+  }
+  ErrorSums s;
+  double m = 0;
+  for (size_t k = 0; k < kLanes; ++k) {
+    s.err2 += lanes[0][k];
+    s.ref2 += lanes[1][k];
+    s.app2 += lanes[2][k];
+    s.dot += lanes[3][k];
+    m = std::max(m, lanes[4][k]);
+  }
+  // The first index of the largest error: a second pass over data still in cache.
+  if (m > 0) {
+    const auto target = hn::Set(dd, m);
+    for (size_t i = 0; i < whole; i += N) {
+      const VD err = hn::Sub(hn::PromoteTo(dd, hn::LoadU(df, r + i)), hn::PromoteTo(dd, hn::LoadU(df, a + i)));
+      const intptr_t at = hn::FindFirstTrue(dd, hn::Eq(hn::Abs(err), target));
+      if (at >= 0) {
+        s.max_abs_error = m;
+        s.max_index = i + static_cast<size_t>(at);
+        break;
+      }
+    }
+  }
+  for (size_t i = whole; i < n; ++i) {
+    const double ref = r[i], app = a[i], err = ref - app;
+    s.err2 += err * err;
+    s.ref2 += ref * ref;
+    s.app2 += app * app;
+    s.dot += ref * app;
+    if (std::fabs(err) > s.max_abs_error) {
+      s.max_abs_error = std::fabs(err);
+      s.max_index = i;
+    }
+  }
+  return s;
+}
+
 // Whether every code lies in [qmin, qmax] (both within Code's range).
 template <class Code>
 bool CodesInRange(const Code* HWY_RESTRICT q, size_t n, Code qmin, Code qmax) {
@@ -154,6 +222,7 @@ namespace zp::kernels {
 HWY_EXPORT(MinMaxF32);
 HWY_EXPORT(AbsMaxF32);
 HWY_EXPORT(FindNonFiniteF32);
+HWY_EXPORT(ErrorSumsF32);
 HWY_EXPORT(CodesInRangeS8);
 HWY_EXPORT(CodesInRangeU8);
 HWY_EXPORT(CodesInRangeS16);
@@ -192,6 +261,12 @@ MinMax f32_minmax(std::span<const float> x, bool skip_nonfinite) noexcept {
 float f32_absmax(std::span<const float> x, bool skip_nonfinite) noexcept {
   detail::configure_dispatch_once();
   return HWY_DYNAMIC_DISPATCH(AbsMaxF32)(x.data(), x.size(), skip_nonfinite);
+}
+
+ErrorSums f32_error_sums(std::span<const float> reference, std::span<const float> approx) noexcept {
+  detail::expect(approx.size() >= reference.size());
+  detail::configure_dispatch_once();
+  return HWY_DYNAMIC_DISPATCH(ErrorSumsF32)(reference.data(), approx.data(), reference.size());
 }
 
 std::size_t f32_find_nonfinite(std::span<const float> x) noexcept {

@@ -392,6 +392,23 @@ TEST_P(SimdKernels, NibblePackingMatchesReference) {
   }
 }
 
+TEST_P(SimdKernels, NibbleUnpackingMatchesReference) {
+  std::mt19937 rng(10);
+  std::vector<std::uint8_t> packed(200);
+  for (auto& b : packed) b = static_cast<std::uint8_t>(rng());
+  for (bool is_signed : {false, true}) {
+    for (std::size_t offset = 0; offset < 3; ++offset) {
+      for (std::size_t n = 0; (n + 1) / 2 + offset <= packed.size(); n += (n < 80 ? 1 : 41)) {
+        const std::span<const std::uint8_t> in(packed.data() + offset, (n + 1) / 2);
+        std::vector<std::uint8_t> expected(n + 1, 0xAA), actual(n + 1, 0xAA);
+        unpack_ref(in, 4, is_signed, std::span<std::uint8_t>(expected.data(), n));
+        u4_u8_unpack(in, is_signed, std::span<std::uint8_t>(actual.data(), n));
+        ASSERT_EQ(actual, expected) << "n=" << n << " offset=" << offset << " signed=" << is_signed;
+      }
+    }
+  }
+}
+
 template <class Code>
 void check_codes_in_range() {
   std::vector<Code> q(70);
