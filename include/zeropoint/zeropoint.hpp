@@ -11,6 +11,7 @@
 #include "zeropoint/error.hpp"
 #include "zeropoint/kernels.hpp"
 #include "zeropoint/metrics.hpp"
+#include "zeropoint/model.hpp"
 #include "zeropoint/observe.hpp"
 #include "zeropoint/params.hpp"
 #include "zeropoint/quantize.hpp"

@@ -1,10 +1,12 @@
-// zeropoint quantize / dequantize for NumPy arrays (.npy in, quantized .npz out, and back).
+// zeropoint quantize / dequantize: NumPy arrays (.npy in, quantized .npz out, and back) here;
+// checkpoints (safetensors) are handed to cmd_model.cpp.
 #include <filesystem>
 #include <string>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cmd_model.hpp"
 #include "commands.hpp"
 #include "output.hpp"
 #include "zeropoint/error.hpp"
@@ -18,16 +20,24 @@ namespace fs = std::filesystem;
 struct QuantizeOptions {
   std::string input;
   std::string output;
-  std::string scheme = "int8";
+  std::string scheme;
   bool ignore_nonfinite = false;
   bool json = false;
+  // checkpoints only
+  std::vector<std::string> rules, keeps;
+  CLI::Option* rule_option = nullptr;
+  CLI::Option* keep_option = nullptr;
+  bool dry_run = false, quiet = false;
+  std::string max_shard_size;
 };
 
 struct DequantizeOptions {
   std::string input;
   std::string output;
-  std::string dtype = "f32";
+  std::string dtype;
   bool json = false;
+  bool quiet = false;
+  std::string max_shard_size;
 };
 
 // "weights.npy" -> "weights.npz"; the quantized archive sits beside its source by default.
@@ -59,21 +69,62 @@ void print_report(const QuantizeReport& r) {
 
 void add_quantize(CLI::App& app) {
   auto opts = std::make_shared<QuantizeOptions>();
-  CLI::App* cmd = app.add_subcommand("quantize", "Quantize a .npy array into a .npz of codes, scales and zero points");
-  cmd->add_option("input", opts->input, "Input .npy file (float32, float16 or float64)")->required();
-  cmd->add_option("-o,--output", opts->output, "Output .npz (default: the input's name with .npz)");
-  cmd->add_option("-s,--scheme", opts->scheme, "Quantization scheme, e.g. int8, uint8:asym, int8:channel=0, int4:block=32")
-      ->capture_default_str();
+  CLI::App* cmd = app.add_subcommand(
+      "quantize", "Quantize a .npy array into a .npz, or a safetensors checkpoint into a quantized checkpoint");
+  cmd->add_option("input", opts->input,
+                  "A .npy file (float32, float16 or float64), or a checkpoint: a .safetensors file, an index .json or a folder")
+      ->required();
+  cmd->add_option("-o,--output", opts->output,
+                  "Output .npz for an array; for a checkpoint a .safetensors file or a folder (default: beside the input, "
+                  "with .npz / -zp)");
+  cmd->add_option("-s,--scheme", opts->scheme,
+                  "Quantization scheme, e.g. int8, uint8:asym, int8:channel=0, int4:block=32 (default: int8 for an "
+                  "array, int8:channel=0 for the matrices of a checkpoint)");
   cmd->add_flag("--ignore-nonfinite", opts->ignore_nonfinite,
                 "Leave NaN/Inf out of the range (NaN becomes the zero point, Inf saturates) instead of failing");
   cmd->add_flag("--json", opts->json, "Print the report as one JSON object");
+  opts->rule_option = cmd->add_option("--rule", opts->rules,
+                                      "Checkpoints: REGEX=SCHEME for the tensors whose name matches (repeatable; rules and "
+                                      "--keep are tried in command-line order, the first match wins)");
+  opts->keep_option = cmd->add_option("--keep", opts->keeps, "Checkpoints: leave the tensors whose name matches REGEX as they are (repeatable)");
+  cmd->add_flag("--dry-run", opts->dry_run, "Checkpoints: print the plan (tensor, scheme, bytes before and after), write nothing");
+  cmd->add_option("--max-shard-size", opts->max_shard_size, "Checkpoints: split the output into shards of at most this size (e.g. 2GB)");
+  cmd->add_flag("-q,--quiet", opts->quiet, "No progress bar");
   cmd->footer(
       "Examples:\n"
       "  zeropoint quantize weights.npy --scheme int8:channel=0 -o weights.q.npz\n"
       "  zeropoint quantize weights.npy --scheme uint4:block=32:asym --json\n"
+      "  zeropoint quantize model/ -o model-int8/ --scheme int8:channel=0\n"
+      "  zeropoint quantize model/ -o model-int4/ --scheme int4:block=32 --rule 'down_proj=int8:channel=0' --keep 'lm_head'\n"
+      "  zeropoint quantize model.safetensors --scheme int4:block=128 --dry-run\n"
+      "Checkpoints: matrices get the scheme, 1-D tensors (norms, biases) stay as they are; codes, scales and zero\n"
+      "points are stored as compressed-tensors names them (docs/formats.md).\n"
       "In Python: z = numpy.load('weights.q.npz'); z['codes'], z['scale'], z['zero_point'], str(z['scheme'])");
-  cmd->callback([opts] {
-    const Scheme scheme = Scheme::parse(opts->scheme);
+  cmd->callback([opts, cmd] {
+    if (is_model_path(opts->input)) {
+      ModelQuantizeArgs a;
+      a.input = opts->input;
+      a.output = opts->output;
+      a.scheme = opts->scheme.empty() ? "int8:channel=0" : opts->scheme;
+      // --rule and --keep in the order they were given: the first match wins.
+      std::size_t next_rule = 0, next_keep = 0;
+      for (const CLI::Option* o : cmd->parse_order()) {
+        if (o == opts->rule_option) a.rules.emplace_back(false, opts->rules.at(next_rule++));
+        if (o == opts->keep_option) a.rules.emplace_back(true, opts->keeps.at(next_keep++));
+      }
+      a.max_shard_size = opts->max_shard_size;
+      a.dry_run = opts->dry_run;
+      a.ignore_nonfinite = opts->ignore_nonfinite;
+      a.quiet = opts->quiet;
+      a.json = opts->json;
+      run_model_quantize(a);
+      return;
+    }
+    if (!opts->rules.empty() || !opts->keeps.empty() || opts->dry_run || !opts->max_shard_size.empty()) {
+      throw Error("--rule, --keep, --dry-run and --max-shard-size apply to checkpoints (.safetensors, index .json or a "
+                  "folder), not to a .npy array");
+    }
+    const Scheme scheme = Scheme::parse(opts->scheme.empty() ? "int8" : opts->scheme);
     const std::string output = opts->output.empty() ? default_output(opts->input, ".npz") : opts->output;
     ObserveOptions observe;
     observe.ignore_nonfinite = opts->ignore_nonfinite;
@@ -104,15 +155,26 @@ void add_quantize(CLI::App& app) {
 
 void add_dequantize(CLI::App& app) {
   auto opts = std::make_shared<DequantizeOptions>();
-  CLI::App* cmd = app.add_subcommand("dequantize", "Turn a quantized .npz back into a float .npy");
-  cmd->add_option("input", opts->input, "Quantized .npz written by 'zeropoint quantize'")->required();
-  cmd->add_option("-o,--output", opts->output, "Output .npy (default: the input's name with .npy)");
-  cmd->add_option("--dtype", opts->dtype, "Output element type: f32, f16 or f64")->capture_default_str();
+  CLI::App* cmd = app.add_subcommand("dequantize", "Turn a quantized .npz back into a .npy, or a quantized checkpoint into floats");
+  cmd->add_option("input", opts->input, "Quantized .npz, or a checkpoint written by 'zeropoint quantize'")->required();
+  cmd->add_option("-o,--output", opts->output, "Output .npy, or .safetensors / folder (default: beside the input)");
+  cmd->add_option("--dtype", opts->dtype,
+                  "Output element type: f32, f16 or f64 for an array (default f32); f32, f16 or bf16 for a checkpoint "
+                  "(default: each tensor's dtype before quantization)");
+  cmd->add_option("--max-shard-size", opts->max_shard_size, "Checkpoints: split the output into shards of at most this size");
   cmd->add_flag("--json", opts->json, "Print the report as one JSON object");
-  cmd->footer("Example:\n  zeropoint dequantize weights.q.npz -o weights.dq.npy --dtype f16");
+  cmd->add_flag("-q,--quiet", opts->quiet, "No progress bar");
+  cmd->footer(
+      "Examples:\n  zeropoint dequantize weights.q.npz -o weights.dq.npy --dtype f16\n"
+      "  zeropoint dequantize model-int8/ -o model-dq/ --dtype bf16");
   cmd->callback([opts] {
-    const auto dtype = dtype_from_name(opts->dtype);
-    if (!dtype) throw Error(fmt::format("unknown --dtype '{}': choose f32, f16 or f64", opts->dtype));
+    if (is_model_path(opts->input)) {
+      run_model_dequantize({opts->input, opts->output, opts->dtype, opts->max_shard_size, opts->quiet, opts->json});
+      return;
+    }
+    const std::string dtype_text = opts->dtype.empty() ? "f32" : opts->dtype;
+    const auto dtype = dtype_from_name(dtype_text);
+    if (!dtype) throw Error(fmt::format("unknown --dtype '{}': choose f32, f16 or f64", dtype_text));
     const std::string output = opts->output.empty() ? default_output(opts->input, ".npy") : opts->output;
     const DequantizeReport r = dequantize_npz_file(opts->input, output, *dtype);
     if (opts->json) {

@@ -9,5 +9,7 @@ void add_explain(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_dequantize(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_inspect(CLI::App& app);
+void add_analyze(CLI::App& app);
 
 }  // namespace zp::cli

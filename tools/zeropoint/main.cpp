@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  zeropoint explain --range -10 10 --type int8 --values 0 10 -10 5 -7.5\n"
       "  zeropoint quantize weights.npy --scheme int4:block=32 -o weights.q.npz\n"
+      "  zeropoint quantize model/ -o model-int8/ --scheme int8:channel=0 --keep 'lm_head'\n"
+      "  zeropoint analyze model/ --schemes int8,int8:channel=0,int4:block=32\n"
       "  zeropoint dequantize weights.q.npz -o weights.dq.npy\n"
       "  zeropoint bench --sizes 4 64 --threads 1 2\n"
       "Run 'zeropoint COMMAND --help' for a command's options; schemes are described in docs/math.md.");
@@ -27,6 +29,8 @@ int main(int argc, char** argv) {
   zp::cli::add_explain(app);
   zp::cli::add_quantize(app);
   zp::cli::add_dequantize(app);
+  zp::cli::add_inspect(app);
+  zp::cli::add_analyze(app);
   zp::cli::add_bench(app);
 
   try {

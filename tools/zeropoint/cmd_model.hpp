@@ -1,0 +1,52 @@
+// Checkpoint (safetensors) jobs behind `zeropoint quantize` / `dequantize`, and the progress bar.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "zeropoint/model.hpp"
+
+namespace zp::cli {
+
+/// Whether a path names a checkpoint (a .safetensors file, an index .json or a folder) rather
+/// than a NumPy file.
+bool is_model_path(const std::string& path);
+
+/// "2GB", "500MB", "1GiB", "123" -> bytes.
+std::uint64_t parse_size(const std::string& text);
+
+struct ModelQuantizeArgs {
+  std::string input, output, scheme, max_shard_size;
+  std::vector<std::pair<bool, std::string>> rules;  ///< (keep?, text) in command-line order
+  bool dry_run = false, ignore_nonfinite = false, quiet = false, json = false;
+};
+void run_model_quantize(const ModelQuantizeArgs& args);
+
+struct ModelDequantizeArgs {
+  std::string input, output, dtype, max_shard_size;
+  bool quiet = false, json = false;
+};
+void run_model_dequantize(const ModelDequantizeArgs& args);
+
+/// A one-line bar on stderr, drawn only when stderr is a terminal and not quiet.
+class ProgressBar {
+ public:
+  explicit ProgressBar(bool quiet);
+  ~ProgressBar();
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
+  /// What to hand to a job (empty when the bar is off).
+  Progress callback();
+  void update(std::uint64_t done, std::uint64_t total, std::string_view tensor);
+  void finish();  ///< clears the bar's line
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+}  // namespace zp::cli
