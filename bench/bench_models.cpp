@@ -1,0 +1,150 @@
+// Whole checkpoints: `zeropoint quantize` on a generated bf16 checkpoint of about 1.15 GiB (the
+// shapes of a 4096-wide Llama layer stack, two shards), next to a plain copy of the same files
+// (read and write in 4 MiB pieces, as cp does) measured in the same run, on the same file
+// system, between the quantizer's iterations.
+//
+//   build/bin/zeropoint_bench_models                       (about a minute; makes the checkpoint once)
+//   ZEROPOINT_BENCH_DIR=/dev/shm/zp build/bin/zeropoint_bench_models   (in memory: no disk writeback)
+//
+// GBps is bytes of input tensor data per second; copy_GBps the copy's rate; pct_of_copy their
+// ratio. Both take the fastest of their iterations.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "zeropoint/formats/safetensors.hpp"
+#include "zeropoint/model.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace st = zp::safetensors;
+using Clock = std::chrono::steady_clock;
+
+fs::path bench_dir() {
+  const char* dir = std::getenv("ZEROPOINT_BENCH_DIR");
+  return dir && *dir ? fs::path(dir) : fs::temp_directory_path() / "zeropoint-bench-model";
+}
+
+// bf16 values with a bell shape and a few large ones, cheaply (an LCG, the sum of four uniforms).
+void fill_bf16(std::vector<std::uint16_t>& out, std::uint64_t seed) {
+  std::uint64_t s = seed * 6364136223846793005ull + 1442695040888963407ull;
+  for (std::uint16_t& v : out) {
+    float sum = 0;
+    for (int k = 0; k < 4; ++k) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      sum += static_cast<float>(s >> 40) * (1.0f / 16777216.0f);
+    }
+    float x = (sum - 2.0f) * 0.03f;
+    if ((s & 1023) == 0) x *= 20.0f;
+    std::uint32_t bits;
+    std::memcpy(&bits, &x, sizeof(bits));
+    v = static_cast<std::uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+  }
+}
+
+// The checkpoint: embeddings, two layers of a 4096-wide Llama (GQA 32/8 heads), norms, lm_head.
+fs::path make_checkpoint() {
+  const fs::path dir = bench_dir() / "model";
+  if (fs::exists(dir / "model.safetensors.index.json")) return dir;
+  fs::create_directories(dir);
+  const std::int64_t hidden = 4096, inter = 11008, vocab = 32000, kv = 1024;
+  std::vector<st::PlannedTensor> all{{"model.embed_tokens.weight", "BF16", {vocab, hidden}}};
+  for (int layer = 0; layer < 2; ++layer) {
+    const std::string p = "model.layers." + std::to_string(layer) + ".";
+    all.push_back({p + "self_attn.q_proj.weight", "BF16", {hidden, hidden}});
+    all.push_back({p + "self_attn.k_proj.weight", "BF16", {kv, hidden}});
+    all.push_back({p + "self_attn.v_proj.weight", "BF16", {kv, hidden}});
+    all.push_back({p + "self_attn.o_proj.weight", "BF16", {hidden, hidden}});
+    all.push_back({p + "mlp.gate_proj.weight", "BF16", {inter, hidden}});
+    all.push_back({p + "mlp.up_proj.weight", "BF16", {inter, hidden}});
+    all.push_back({p + "mlp.down_proj.weight", "BF16", {hidden, inter}});
+    all.push_back({p + "input_layernorm.weight", "BF16", {hidden}});
+    all.push_back({p + "post_attention_layernorm.weight", "BF16", {hidden}});
+  }
+  all.push_back({"model.norm.weight", "BF16", {hidden}});
+  all.push_back({"lm_head.weight", "BF16", {vocab, hidden}});
+  std::uint64_t total = 0;
+  for (const auto& t : all) total += static_cast<std::uint64_t>(zp::checked_numel(t.shape)) * 2;
+  const st::ShardPlan shards = st::plan_shards(all, total / 2 + 1);
+  st::Index index;
+  index.total_size = total;
+  std::vector<std::uint16_t> values;
+  for (std::size_t k = 0; k < shards.file_names.size(); ++k) {
+    std::vector<st::PlannedTensor> mine;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (shards.shard_of[i] == k) mine.push_back(all[i]);
+    }
+    st::Writer w(dir / shards.file_names[k], mine, {{"format", "pt"}});
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      values.resize(static_cast<std::size_t>(zp::checked_numel(mine[i].shape)));
+      fill_bf16(values, k * 100 + i);
+      w.write(std::as_bytes(std::span<const std::uint16_t>(values)));
+      index.weight_map[mine[i].name] = shards.file_names[k];
+    }
+    w.commit();
+  }
+  const std::string text = st::serialize_index(index);
+  FILE* f = std::fopen((dir / "model.safetensors.index.json").c_str(), "wb");
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+  return dir;
+}
+
+// cp of every file in `from` into `to`.
+void copy_folder(const fs::path& from, const fs::path& to) {
+  fs::create_directories(to);
+  std::vector<char> buffer(4 << 20);
+  for (const auto& e : fs::directory_iterator(from)) {
+    const int in = ::open(e.path().c_str(), O_RDONLY);
+    const int out = ::open((to / e.path().filename()).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    for (ssize_t n; (n = ::read(in, buffer.data(), buffer.size())) > 0;) {
+      for (ssize_t done = 0; done < n;) done += ::write(out, buffer.data() + done, static_cast<std::size_t>(n - done));
+    }
+    ::close(in);
+    ::close(out);
+  }
+}
+
+double timed(const auto& f) {
+  const auto t0 = Clock::now();
+  f();
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void BM_model_quantize(benchmark::State& state, const char* scheme) {
+  const fs::path model = make_checkpoint();
+  const fs::path out = bench_dir() / "out", copy = bench_dir() / "copy";
+  zp::ModelQuantizeOptions options;
+  options.plan.scheme = zp::Scheme::parse(scheme);
+  std::uint64_t bytes = 0;
+  double best = 1e30, best_copy = 1e30;
+  for (auto _ : state) {
+    best_copy = std::min(best_copy, timed([&] { copy_folder(model, copy); }));
+    fs::remove_all(copy);
+    zp::ModelReport r;
+    const double t = timed([&] { r = zp::quantize_model(model, out, options); });
+    fs::remove_all(out);
+    bytes = r.bytes_in;
+    best = std::min(best, t);
+    state.SetIterationTime(t);
+  }
+  state.counters["GBps"] = static_cast<double>(bytes) / best / 1e9;
+  state.counters["copy_GBps"] = static_cast<double>(bytes) / best_copy / 1e9;
+  state.counters["pct_of_copy"] = 100.0 * best_copy / best;
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes) * state.iterations());
+}
+
+BENCHMARK_CAPTURE(BM_model_quantize, int8_channel, "int8:channel=0")->Iterations(3)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_model_quantize, int4_block32, "int4:block=32")->Iterations(3)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
