@@ -144,7 +144,7 @@ void BM_model_quantize(benchmark::State& state, const char* scheme) {
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes) * state.iterations());
 }
 
-BENCHMARK_CAPTURE(BM_model_quantize, int8_channel, "int8:channel=0")->Iterations(3)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_model_quantize, int4_block32, "int4:block=32")->Iterations(3)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_model_quantize, int8_channel, "int8:channel=0")->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_model_quantize, int4_block32, "int4:block=32")->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

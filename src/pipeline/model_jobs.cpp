@@ -1,7 +1,10 @@
 // Whole checkpoints: quantize, dequantize, inspect and analyze safetensors models, one tensor at
 // a time so that memory follows the largest tensor, not the model.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -226,6 +229,65 @@ std::map<std::string, QuantizedEntry> read_quantized_entries(const st::Checkpoin
   return out;
 }
 
+// Tensors to quantize are copied (pread) into memory of our own before they are read: the data
+// is read two or three times (range, codes, error), and walking the file's mapping 4 KiB page by
+// page costs more than the copy, on virtual machines most (nested page walks). The buffer asks
+// for huge pages, grows to the largest tensor and is reused.
+class Staging {
+ public:
+  Staging() = default;
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+  ~Staging() { std::free(data_); }
+
+  TensorView load(const st::File& file, const st::TensorInfo& t) {
+    if (!t.type) throw Error(fmt::format("{}: tensor '{}' has dtype {}, which zeropoint cannot read", file.path().string(), t.name, t.dtype));
+    reserve(static_cast<std::size_t>(t.size));
+    file.read(t, {data_, static_cast<std::size_t>(t.size)});
+    return TensorView(data_, *t.type, t.shape);
+  }
+
+ private:
+  void reserve(std::size_t bytes) {
+    constexpr std::size_t kHuge = std::size_t{2} << 20;
+    if (bytes <= capacity_) return;
+    std::free(data_);
+    capacity_ = (bytes + kHuge - 1) / kHuge * kHuge;
+    data_ = static_cast<std::byte*>(std::aligned_alloc(kHuge, capacity_));
+    if (!data_) {
+      capacity_ = 0;
+      throw Error(fmt::format("out of memory staging a tensor of {} bytes", bytes));
+    }
+#ifdef MADV_HUGEPAGE
+    ::madvise(data_, capacity_, MADV_HUGEPAGE);
+#endif
+  }
+
+  std::byte* data_ = nullptr;
+  std::size_t capacity_ = 0;
+};
+
+// Room for `bytes` in `v` without touching it, in huge pages where the kernel gives them (the
+// first touch of fresh memory is a page fault per 4 KiB otherwise).
+void reserve_huge(std::vector<std::uint8_t>& v, std::size_t bytes) {
+  v.reserve(bytes);
+#ifdef MADV_HUGEPAGE
+  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(v.data()) + kHuge - 1) / kHuge * kHuge;
+  const auto end = reinterpret_cast<std::uintptr_t>(v.data()) + v.capacity();
+  if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#endif
+}
+
+// The largest codes of any tensor the report quantizes.
+std::size_t largest_codes(const ModelReport& r) {
+  std::size_t out = 0;
+  for (const TensorRecord& t : r.tensors) {
+    if (t.scheme) out = std::max(out, static_cast<std::size_t>(packed_size(checked_numel(t.shape), t.scheme->bits)));
+  }
+  return out;
+}
+
 // Where each tensor of a checkpoint lives.
 using Locations = std::unordered_map<std::string, st::Checkpoint::Entry>;
 Locations locate(const st::Checkpoint& ck) {
@@ -301,6 +363,8 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
   metadata[kMetadataKey] = describe_quantized(quantized);
   ShardedWriter writer(files, planned, metadata);
   QuantizedTensor q;  // reused: fresh memory is slow to touch
+  reserve_huge(q.data, largest_codes(report));
+  Staging staging;
   std::uint64_t done = 0, total_out = 0;
   for (const st::PlannedTensor& p : planned) total_out += data_bytes(p);
   for (std::size_t i = 0; i < ck.tensors().size(); ++i) {
@@ -311,9 +375,7 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
     if (!decisions[i].quantize) {
       writer.write(file.bytes(t));
     } else {
-      file.prefetch(t);
-      Tensor scratch;
-      const TensorView x = file.view(t, scratch);
+      const TensorView x = staging.load(file, t);
       ObserveOptions observe = options.observe;
       observe.name = t.name;
       try {
@@ -537,6 +599,7 @@ AnalyzeReport analyze_model(const fs::path& input, const std::vector<Scheme>& sc
   std::uint64_t total = 0, done = 0;
   for (const auto& e : ck.tensors()) total += e.info->size;
   QuantizedTensor q;
+  Staging staging;
   for (const auto& entry : ck.tensors()) {
     const st::File& file = ck.files()[entry.file];
     const st::TensorInfo& t = *entry.info;
@@ -547,10 +610,8 @@ AnalyzeReport analyze_model(const fs::path& input, const std::vector<Scheme>& sc
       continue;
     }
     if (progress) progress(done, total, t.name);
-    file.prefetch(t);
     AnalyzeReport::Row row{t.name, t.shape, t.dtype, t.size, {}, {}};
-    Tensor scratch;
-    const TensorView x = file.view(t, scratch);
+    const TensorView x = staging.load(file, t);
     ObserveOptions named = observe;
     named.name = t.name;
     for (const Scheme& s : schemes) {

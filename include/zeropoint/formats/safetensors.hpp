@@ -80,6 +80,10 @@ class File {
   /// The tensor as a view (a known dtype is required). Data that is not aligned to its element
   /// size is copied into `scratch` first, which must then outlive the view.
   TensorView view(const TensorInfo& t, Tensor& scratch) const;
+  /// Copies a tensor's bytes into `out` (exactly its size) through the kernel (pread): for data
+  /// read several times, a copy into memory of the caller's choosing (huge pages) is cheaper than
+  /// walking the file's mapping 4 KiB page by page.
+  void read(const TensorInfo& t, std::span<std::byte> out) const;
   /// Asks the kernel to map a tensor's pages now, in one call, before it is read: much cheaper
   /// than a page fault per few pages. A hint: ignored where the kernel cannot do it.
   void prefetch(const TensorInfo& t) const noexcept;

@@ -23,10 +23,12 @@ struct File::Impl {
   std::string name;  // path as text, for messages
   const std::byte* map = nullptr;
   std::size_t map_size = 0;
+  int fd = -1;  // kept for read(): copying through the kernel avoids faulting the mapping in
   Header header;
 
   ~Impl() {
     if (map) ::munmap(const_cast<std::byte*>(map), map_size);
+    if (fd >= 0) ::close(fd);
   }
 
   // The tensor's place in the mapping, after checking that it is one this file's header allows:
@@ -66,8 +68,11 @@ File File::open(const std::filesystem::path& path) {
     // A file shorter than 8 bytes is refused by parse_header below; mmap of 0 bytes is an error.
     void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
     const int map_errno = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) throw Error(fmt::format("{}: cannot map into memory: {}", name, std::strerror(map_errno)));
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      throw Error(fmt::format("{}: cannot map into memory: {}", name, std::strerror(map_errno)));
+    }
+    impl->fd = fd;
     impl->map = static_cast<const std::byte*>(p);
     impl->map_size = static_cast<std::size_t>(size);
   } else {
@@ -102,6 +107,23 @@ TensorView File::view(const TensorInfo& t, Tensor& scratch) const {
   scratch = Tensor(*t.type, t.shape);
   std::memcpy(scratch.data(), data.data(), data.size());
   return scratch.view();
+}
+
+void File::read(const TensorInfo& t, std::span<std::byte> out) const {
+  const std::size_t start = impl_->start_of(t);
+  if (out.size() != t.size) {
+    throw Error(fmt::format("{}: tensor '{}' has {} bytes, not {}", impl_->name, t.name, t.size, out.size()));
+  }
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(impl_->fd, out.data() + done, out.size() - done, static_cast<off_t>(start + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw Error(fmt::format("{}: tensor '{}': cannot read: {}", impl_->name, t.name,
+                              n < 0 ? std::strerror(errno) : "the file is shorter than when it was opened"));
+    }
+    done += static_cast<std::size_t>(n);
+  }
 }
 
 void File::prefetch(const TensorInfo& t) const noexcept {
