@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -240,12 +241,12 @@ class Staging {
   Staging& operator=(const Staging&) = delete;
   ~Staging() { std::free(data_); }
 
-  TensorView load(const st::File& file, const st::TensorInfo& t) {
+  void fill(const st::File& file, const st::TensorInfo& t) {
     if (!t.type) throw Error(fmt::format("{}: tensor '{}' has dtype {}, which zeropoint cannot read", file.path().string(), t.name, t.dtype));
     reserve(static_cast<std::size_t>(t.size));
     file.read(t, {data_, static_cast<std::size_t>(t.size)});
-    return TensorView(data_, *t.type, t.shape);
   }
+  TensorView view(const st::TensorInfo& t) const { return TensorView(data_, *t.type, t.shape); }
 
  private:
   void reserve(std::size_t bytes) {
@@ -265,6 +266,41 @@ class Staging {
 
   std::byte* data_ = nullptr;
   std::size_t capacity_ = 0;
+};
+
+// Tensors across threads: while one tensor is quantized (by the kernels' threads), a second
+// thread reads the next one into the other of two staging buffers, so reading overlaps
+// computing. Memory: two staging buffers, each the size of the largest tensor read.
+class ReadAhead {
+ public:
+  ReadAhead(const st::Checkpoint& ck, std::vector<std::size_t> order) : ck_(ck), order_(std::move(order)) {
+    if (!order_.empty()) start(0);
+  }
+  ReadAhead(const ReadAhead&) = delete;
+  ReadAhead& operator=(const ReadAhead&) = delete;
+  ~ReadAhead() {
+    if (pending_.valid()) pending_.wait();
+  }
+
+  // The next tensor of the order; the previous view is invalid from now on.
+  TensorView next() {
+    pending_.get();  // rethrows a read error
+    const std::size_t k = next_++;
+    if (next_ < order_.size()) start(next_);
+    return buffers_[k % 2].view(*ck_.tensors()[order_[k]].info);
+  }
+
+ private:
+  void start(std::size_t k) {
+    const auto& e = ck_.tensors()[order_[k]];
+    pending_ = std::async(std::launch::async, [this, k, &e] { buffers_[k % 2].fill(ck_.files()[e.file], *e.info); });
+  }
+
+  const st::Checkpoint& ck_;
+  std::vector<std::size_t> order_;
+  Staging buffers_[2];
+  std::future<void> pending_;
+  std::size_t next_ = 0;
 };
 
 // Room for `bytes` in `v` without touching it, in huge pages where the kernel gives them (the
@@ -364,7 +400,11 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
   ShardedWriter writer(files, planned, metadata);
   QuantizedTensor q;  // reused: fresh memory is slow to touch
   reserve_huge(q.data, largest_codes(report));
-  Staging staging;
+  std::vector<std::size_t> to_read;
+  for (std::size_t i = 0; i < decisions.size(); ++i) {
+    if (decisions[i].quantize) to_read.push_back(i);
+  }
+  ReadAhead reader(ck, std::move(to_read));
   std::uint64_t done = 0, total_out = 0;
   for (const st::PlannedTensor& p : planned) total_out += data_bytes(p);
   for (std::size_t i = 0; i < ck.tensors().size(); ++i) {
@@ -375,7 +415,7 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
     if (!decisions[i].quantize) {
       writer.write(file.bytes(t));
     } else {
-      const TensorView x = staging.load(file, t);
+      const TensorView x = reader.next();
       ObserveOptions observe = options.observe;
       observe.name = t.name;
       try {
@@ -599,19 +639,25 @@ AnalyzeReport analyze_model(const fs::path& input, const std::vector<Scheme>& sc
   std::uint64_t total = 0, done = 0;
   for (const auto& e : ck.tensors()) total += e.info->size;
   QuantizedTensor q;
-  Staging staging;
+  auto is_candidate = [&](const st::TensorInfo& t) {
+    return t.type && is_float(*t.type) && t.shape.size() >= 2 && (!only || std::regex_search(t.name, *only));
+  };
+  std::vector<std::size_t> to_read;
+  for (std::size_t i = 0; i < ck.tensors().size(); ++i) {
+    if (is_candidate(*ck.tensors()[i].info)) to_read.push_back(i);
+  }
+  ReadAhead reader(ck, std::move(to_read));
   for (const auto& entry : ck.tensors()) {
     const st::File& file = ck.files()[entry.file];
     const st::TensorInfo& t = *entry.info;
-    const bool candidate = t.type && is_float(*t.type) && t.shape.size() >= 2 && (!only || std::regex_search(t.name, *only));
-    if (!candidate) {
+    if (!is_candidate(t)) {
       report.other_bytes += t.size;
       done += t.size;
       continue;
     }
     if (progress) progress(done, total, t.name);
     AnalyzeReport::Row row{t.name, t.shape, t.dtype, t.size, {}, {}};
-    const TensorView x = staging.load(file, t);
+    const TensorView x = reader.next();
     ObserveOptions named = observe;
     named.name = t.name;
     for (const Scheme& s : schemes) {
