@@ -70,10 +70,10 @@ std::size_t name_width(const ModelReport& r) {
 void print_plan(const ModelReport& r) {
   const std::size_t w = name_width(r);
   fmt::print("plan ({} tensors):\n", r.tensors.size());
-  fmt::print("  {:<{}}  {:>16}  {:<5}  {:<22}  {:>10}  {:>10}\n", "tensor", w, "shape", "dtype", "scheme", "before", "after");
+  fmt::print("  {:<{}}  {:>16}  {:<5}  {:<26}  {:>10}  {:>10}\n", "tensor", w, "shape", "dtype", "scheme", "before", "after");
   for (const TensorRecord& t : r.tensors) {
     const std::string what = t.scheme ? t.scheme->str() : "keep (" + t.reason + ")";
-    fmt::print("  {:<{}}  {:>16}  {:<5}  {:<22}  {:>10}  {:>10}\n", t.name, w, shape_str(t.shape), t.dtype, what,
+    fmt::print("  {:<{}}  {:>16}  {:<5}  {:<26}  {:>10}  {:>10}\n", t.name, w, shape_str(t.shape), t.dtype, what,
                bytes_str(t.bytes_in), bytes_str(t.bytes_out));
   }
 }
