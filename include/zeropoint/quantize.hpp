@@ -52,6 +52,10 @@ QuantizedTensor quantize(const TensorView& x, const Scheme& scheme, const Observ
 /// one QuantizedTensor and pass it here each time.
 void quantize(const TensorView& x, const QParams& params, QuantizedTensor& out);
 void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options, QuantizedTensor& out);
+/// The same, and the error of the codes against x: the bits of quantization_error(x, out), but
+/// measured in the same pass where groups are contiguous, while each batch is still in cache.
+void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options, QuantizedTensor& out,
+              ErrorMetrics& error);
 
 /// x = (q - zero_point) * scale + offset, as float32.
 Tensor dequantize(const QuantizedTensor& q);

@@ -335,40 +335,6 @@ std::vector<std::int32_t> zero_points_from_codes(const TensorView& codes) {
   return out;
 }
 
-ErrorMetrics quantization_error(const TensorView& x, const QuantizedTensor& q) {
-  if (x.shape() != q.shape) {
-    throw Error(fmt::format("cannot compare a tensor of shape {} with codes of shape {}", shape_str(x.shape()),
-                            shape_str(q.shape)));
-  }
-  const bool direct = x.is_contiguous() && (x.dtype() == DType::f32 || x.dtype() == DType::f16 || x.dtype() == DType::bf16);
-  if (!direct) return measure_error(x, dequantize(q));
-  const std::int64_t n = x.numel();
-  const ParamLayout layout = ParamLayout::of(q.shape, q.params.scheme);
-  const int cbits = container_bits(q.params.scheme.bits);
-  // One accumulator per chunk, merged in order: the same sums however chunks meet threads.
-  std::vector<ErrorAccumulator> parts(static_cast<std::size_t>((n + kChunk - 1) / kChunk));
-  with_code_type(q.params.scheme, [&]<class Code>() {
-    for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
-      thread_local std::vector<float> widened, approx;
-      thread_local std::vector<std::uint8_t> unpacked;
-      const auto count = static_cast<std::size_t>(e - b);
-      const std::span<const float> reference = detail::float_values(x.data(), x.dtype(), b, e, widened);
-      approx.resize(count);
-      const Code* codes = reinterpret_cast<const Code*>(q.data.data()) + b;
-      if (cbits < 8) {
-        unpacked.resize(count);
-        unpack_chunk(q.data.data() + b * cbits / 8, count, cbits, q.params.scheme.is_signed, unpacked.data());
-        codes = reinterpret_cast<const Code*>(unpacked.data());
-      }
-      dequantize_range<Code>(codes, layout, q.params, b, e, approx.data());
-      parts[static_cast<std::size_t>(b / kChunk)].add(reference, approx, b);
-    });
-  });
-  ErrorAccumulator total;
-  for (const ErrorAccumulator& part : parts) total.merge(part);
-  return total.result();
-}
-
 namespace {
 
 // Whether every parameter group is one contiguous run whose packed codes start on a byte
@@ -382,10 +348,90 @@ bool fusable(const ParamLayout& l, const Scheme& s) {
   return false;  // per tensor: the whole range must be known before the first code
 }
 
+// The grid both the one-pass quantizer and quantization_error walk: batch k covers
+// [edge(k), edge(k + 1)), edge(k) = k * kChunk moved to the next run start where runs are
+// quantized whole (fusable layouts). The grid depends on the tensor only, not on how batches meet
+// threads, so error sums accumulated per batch and merged in order have the same bits for any
+// thread count.
+struct BatchGrid {
+  const ParamLayout& layout;
+  bool by_runs;
+  std::int64_t n;
+
+  std::int64_t edge(std::int64_t k) const {
+    const std::int64_t p = k * kChunk;
+    if (p >= n) return n;
+    if (!by_runs) return p;
+    const detail::Run r = detail::run_at(layout, p);
+    return r.start == p ? p : std::min(n, r.start + r.length);
+  }
+  std::int64_t batches() const { return (n + kChunk - 1) / kChunk; }
+  // Calls fn(k, begin, end) for every non-empty batch, on the library's threads.
+  template <class Fn>
+  void for_each(Fn&& fn) const {
+    detail::parallel_for(n, kChunk, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t k = first / kChunk; k < (last + kChunk - 1) / kChunk; ++k) {
+        const std::int64_t b = edge(k), e = edge(k + 1);
+        if (b < e) fn(k, b, e);
+      }
+    });
+  }
+};
+
+// Accumulates the error of codes [begin, end) of q (already written) against `reference`.
+template <class Code>
+void measure_batch(const QuantizedTensor& q, const ParamLayout& layout, std::int64_t begin, std::int64_t end,
+                   std::span<const float> reference, ErrorAccumulator& acc) {
+  thread_local std::vector<float> approx;
+  thread_local std::vector<std::uint8_t> unpacked;
+  const int cbits = container_bits(q.params.scheme.bits);
+  const auto count = static_cast<std::size_t>(end - begin);
+  approx.resize(count);
+  const Code* codes = reinterpret_cast<const Code*>(q.data.data()) + begin;
+  if (cbits < 8) {
+    unpacked.resize(count);
+    unpack_chunk(q.data.data() + begin * cbits / 8, count, cbits, q.params.scheme.is_signed, unpacked.data());
+    codes = reinterpret_cast<const Code*>(unpacked.data());
+  }
+  dequantize_range<Code>(codes, layout, q.params, begin, end, approx.data());
+  acc.add(reference, approx, begin);
+}
+
+ErrorMetrics merged(const std::vector<ErrorAccumulator>& parts) {
+  ErrorAccumulator total;
+  for (const ErrorAccumulator& part : parts) total.merge(part);
+  return total.result();
+}
+
+}  // namespace
+
+ErrorMetrics quantization_error(const TensorView& x, const QuantizedTensor& q) {
+  if (x.shape() != q.shape) {
+    throw Error(fmt::format("cannot compare a tensor of shape {} with codes of shape {}", shape_str(x.shape()),
+                            shape_str(q.shape)));
+  }
+  const bool direct = x.is_contiguous() && (x.dtype() == DType::f32 || x.dtype() == DType::f16 || x.dtype() == DType::bf16);
+  if (!direct) return measure_error(x, dequantize(q));
+  const ParamLayout layout = ParamLayout::of(q.shape, q.params.scheme);
+  const BatchGrid grid{layout, fusable(layout, q.params.scheme), x.numel()};
+  std::vector<ErrorAccumulator> parts(static_cast<std::size_t>(grid.batches()));
+  with_code_type(q.params.scheme, [&]<class Code>() {
+    grid.for_each([&](std::int64_t k, std::int64_t b, std::int64_t e) {
+      thread_local std::vector<float> widened;
+      const std::span<const float> reference = detail::float_values(x.data(), x.dtype(), b, e, widened);
+      measure_batch<Code>(q, layout, b, e, reference, parts[static_cast<std::size_t>(k)]);
+    });
+  });
+  return merged(parts);
+}
+
+namespace {
+
+
 // One pass: each thread takes the runs that start in its range, in batches of about kChunk
 // elements: widen (16-bit input), find the range of each run, choose its parameters, quantize.
 void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme& scheme, const ObserveOptions& options,
-                    QuantizedTensor& q) {
+                    QuantizedTensor& q, std::vector<ErrorAccumulator>* error_parts) {
   const std::int64_t n = x.numel();
   q.shape = x.shape();
   q.params.scheme = scheme;
@@ -482,23 +528,20 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
   };
 
   with_code_type(scheme, [&]<class Code>() {
-    detail::parallel_for(n, kChunk, [&](std::int64_t first, std::int64_t last) {
-      std::vector<float> widened;
-      std::vector<Code> codes;
-      // This thread owns the runs that start in [first, last): move both ends to run starts.
-      std::int64_t pos = detail::run_at(layout, first).start == first ? first
-                         : detail::run_at(layout, first).start + detail::run_at(layout, first).length;
-      const std::int64_t stop = last >= n ? n : (detail::run_at(layout, last).start == last ? last
-                                : detail::run_at(layout, last).start + detail::run_at(layout, last).length);
-      while (pos < stop) {
-        // About kChunk elements, extended to the end of the run it stops in.
-        std::int64_t end = std::min(pos + kChunk, stop);
-        if (end < stop) {
-          const detail::Run r = detail::run_at(layout, end);
-          if (r.start != end) end = r.start + r.length;
-        }
-        batch.template operator()<Code>(pos, end, widened, codes);
-        pos = end;
+    // Batches of about kChunk elements on the grid quantization_error uses (whole runs each), so
+    // that the error measured here, while the batch is in cache, has the same bits.
+    const BatchGrid grid{layout, true, n};
+    grid.for_each([&](std::int64_t k, std::int64_t begin, std::int64_t end) {
+      thread_local std::vector<float> widened;
+      thread_local std::vector<Code> codes;
+      batch.template operator()<Code>(begin, end, widened, codes);
+      if (error_parts && first_bad.index() >= n) {
+        // The batch's values as float32: x itself, or what batch() widened into `widened`.
+        const auto count = static_cast<std::size_t>(end - begin);
+        const std::span<const float> values = x.dtype() == DType::f32
+                                                  ? std::span<const float>(static_cast<const float*>(x.data()) + begin, count)
+                                                  : std::span<const float>(widened.data(), count);
+        measure_batch<Code>(q, layout, begin, end, values, (*error_parts)[static_cast<std::size_t>(k)]);
       }
     });
   });
@@ -514,9 +557,26 @@ void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& o
   const bool direct = x.is_contiguous() && (x.dtype() == DType::f32 || x.dtype() == DType::f16 || x.dtype() == DType::bf16);
   if (direct && x.numel() > 0) {
     const ParamLayout layout = ParamLayout::of(x.shape(), scheme);
-    if (fusable(layout, scheme)) return quantize_fused(x, layout, scheme, options, out);
+    if (fusable(layout, scheme)) return quantize_fused(x, layout, scheme, options, out, nullptr);
   }
   quantize(x, compute_params(x, scheme, options), out);
+}
+
+void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options, QuantizedTensor& out,
+              ErrorMetrics& error) {
+  scheme.validate();
+  const bool direct = x.is_contiguous() && (x.dtype() == DType::f32 || x.dtype() == DType::f16 || x.dtype() == DType::bf16);
+  if (direct && x.numel() > 0) {
+    const ParamLayout layout = ParamLayout::of(x.shape(), scheme);
+    if (fusable(layout, scheme)) {
+      std::vector<ErrorAccumulator> parts(static_cast<std::size_t>(BatchGrid{layout, true, x.numel()}.batches()));
+      quantize_fused(x, layout, scheme, options, out, &parts);
+      error = merged(parts);
+      return;
+    }
+  }
+  quantize(x, compute_params(x, scheme, options), out);
+  error = quantization_error(x, out);
 }
 
 QuantizedTensor quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {

@@ -419,8 +419,8 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
       ObserveOptions observe = options.observe;
       observe.name = t.name;
       try {
-        quantize(x, decisions[i].scheme, observe, q);
-        r.error = quantization_error(x, q);
+        r.error.emplace();
+        quantize(x, decisions[i].scheme, observe, q, *r.error);
       } catch (const NonFiniteError& e) {
         throw NonFiniteError(fmt::format("{}: {}", file.path().string(), e.what()), e.flat_index());
       } catch (const Error& e) {
@@ -663,8 +663,8 @@ AnalyzeReport analyze_model(const fs::path& input, const std::vector<Scheme>& sc
     for (const Scheme& s : schemes) {
       try {
         (void)ParamLayout::of(t.shape, s);
-        quantize(x, s, named, q);
-        row.error.push_back(quantization_error(x, q));
+        row.error.emplace_back();
+        quantize(x, s, named, q, row.error.back());
       } catch (const Error& e) {
         throw Error(fmt::format("{}: {} (scheme {})", file.path().string(), e.what(), s.str()));
       }

@@ -388,7 +388,7 @@ TEST(Metrics, QuantizationErrorMatchesTheFullCopyMeasurement) {
   x.span<float>()[70001] = 3.0f;  // the largest error lands here
   const Tensor xb = from_f32(x, DType::bf16);
   const int threads_before = thread_count();
-  for (const char* text : {"int8", "int8:channel=0", "int4:block=32", "uint4:block=128:asym"}) {
+  for (const char* text : {"int8", "int8:channel=0", "int4:block=32", "uint4:block=128:asym", "int8:block=1000"}) {
     for (const TensorView& input : {TensorView(x), TensorView(xb)}) {
       const QuantizedTensor q = quantize(input, Scheme::parse(text));
       const ErrorMetrics full = measure_error(input, dequantize(q));
@@ -405,6 +405,20 @@ TEST(Metrics, QuantizationErrorMatchesTheFullCopyMeasurement) {
       EXPECT_NEAR(one.cosine, full.cosine, 1e-12) << text;
       EXPECT_EQ(one.mse, two.mse) << text;  // bit for bit across thread counts
       EXPECT_EQ(one.cosine, two.cosine) << text;
+      // Measured during quantization (one pass where groups are contiguous): the same bits.
+      for (int threads : {1, 2}) {
+        set_thread_count(threads);
+        QuantizedTensor again;
+        ErrorMetrics during;
+        quantize(input, Scheme::parse(text), {}, again, during);
+        EXPECT_EQ(again.data, q.data) << text;
+        EXPECT_EQ(during.mse, one.mse) << text << " threads " << threads;
+        EXPECT_EQ(during.sqnr_db, one.sqnr_db) << text;
+        EXPECT_EQ(during.cosine, one.cosine) << text;
+        EXPECT_EQ(during.max_abs_error_index, one.max_abs_error_index) << text;
+        EXPECT_EQ(during.count, one.count) << text;
+      }
+      set_thread_count(threads_before);
     }
   }
   const TensorView transposed_shape(x.data(), DType::f32, {40000, 3});
