@@ -340,10 +340,10 @@ HWY_INLINE void PackNibbles(const uint8_t* HWY_RESTRICT codes, size_t n, uint8_t
 // become codes 2j and 2j+1, sign-extended (two's complement) when is_signed.
 HWY_INLINE void UnpackNibbles(const uint8_t* HWY_RESTRICT packed, size_t n, bool is_signed, uint8_t* HWY_RESTRICT codes) {
   const hn::ScalableTag<uint16_t> d16;
-  const hn::Rebind<uint8_t, decltype(d16)> d8;
   const size_t N = hn::Lanes(d16);
   size_t j = 0;  // packed bytes
 #if HWY_TARGET != HWY_SCALAR  // (one 16-bit lane cannot be viewed as bytes)
+  const hn::Rebind<uint8_t, decltype(d16)> d8;
   for (; j + N <= n / 2; j += N) {
     const hn::Repartition<uint8_t, decltype(d16)> dbytes;
     const auto w = hn::PromoteTo(d16, hn::LoadU(d8, packed + j));
