@@ -592,6 +592,11 @@ bool QuantizeSymmetricBlocks(const float* HWY_RESTRICT x, size_t blocks, size_t 
           return quantizer.QuickDistance(flags, hn::Mul(hn::LoadU(df, xb + at), hn::Set(df, inverses[k])), distance);
         };
         for (; i + 4 * N <= n; i += 4 * N) {
+          // The next batch's values, fetched while this batch's codes are computed from cache
+          // (its range pass would otherwise wait on memory with the arithmetic idle).
+          for (size_t line = 0; line < 4 * hn::MaxLanes(df) * sizeof(float); line += 64) {
+            hwy::Prefetch(reinterpret_cast<const char*>(xb + n + i) + line);
+          }
           hn::Vec<decltype(df)> d0, d1, d2, d3;
           auto c0 = codes(i, d0), c1 = codes(i + N, d1), c2 = codes(i + 2 * N, d2), c3 = codes(i + 3 * N, d3);
           if (HWY_UNLIKELY(!hn::AllTrue(df, quantizer.Certain(d0, d1, d2, d3)))) {
