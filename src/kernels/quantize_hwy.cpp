@@ -873,26 +873,19 @@ ZP_BLOCKS_PUBLIC(f32_qs16_quantize_blocks, std::int16_t, F32QS16Blocks)
 ZP_BLOCKS_PUBLIC(f32_qu16_quantize_blocks, std::uint16_t, F32QU16Blocks)
 #undef ZP_BLOCKS_PUBLIC
 
-bool f32_qs4_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
-                             std::span<std::int32_t> zero_point, std::span<float> offset,
-                             std::span<std::uint8_t> packed) noexcept {
-  expect_blocks(x, block, scale, zero_point, offset);
-  detail::expect(block % 2 == 0);
-  detail::expect_output(x, packed, x.size() / 2);
-  detail::configure_dispatch_once();
-  return HWY_DYNAMIC_DISPATCH(F32QS4Blocks)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(),
-                                            offset.data(), packed.data());
-}
-bool f32_qu4_quantize_blocks(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,
-                             std::span<std::int32_t> zero_point, std::span<float> offset,
-                             std::span<std::uint8_t> packed) noexcept {
-  expect_blocks(x, block, scale, zero_point, offset);
-  detail::expect(block % 2 == 0);
-  detail::expect_output(x, packed, x.size() / 2);
-  detail::configure_dispatch_once();
-  return HWY_DYNAMIC_DISPATCH(F32QU4Blocks)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(),
-                                            offset.data(), packed.data());
-}
+#define ZP_NIBBLE_BLOCKS_PUBLIC(PUBLIC, EXPORTED)                                                              \
+  bool PUBLIC(std::span<const float> x, std::size_t block, const BlockScheme& b, std::span<float> scale,          \
+              std::span<std::int32_t> zero_point, std::span<float> offset, std::span<std::uint8_t> packed) noexcept { \
+    expect_blocks(x, block, scale, zero_point, offset);                                                         \
+    detail::expect(block % 2 == 0);                                                                             \
+    detail::expect_output(x, packed, x.size() / 2);                                                             \
+    detail::configure_dispatch_once();                                                                          \
+    return HWY_DYNAMIC_DISPATCH(EXPORTED)(x.data(), x.size() / block, block, b, scale.data(), zero_point.data(), \
+                                          offset.data(), packed.data());                                         \
+  }
+ZP_NIBBLE_BLOCKS_PUBLIC(f32_qs4_quantize_blocks, F32QS4Blocks)
+ZP_NIBBLE_BLOCKS_PUBLIC(f32_qu4_quantize_blocks, F32QU4Blocks)
+#undef ZP_NIBBLE_BLOCKS_PUBLIC
 
 void u8_u4_pack(std::span<const std::uint8_t> codes, std::span<std::uint8_t> packed) noexcept {
   detail::expect_output(codes, packed, (codes.size() + 1) / 2);

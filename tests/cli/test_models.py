@@ -21,20 +21,14 @@ import unittest
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_cli import code_range, oracle_params, oracle_quantize, unpack  # noqa: E402
+import test_cli  # noqa: E402
+from test_cli import oracle_params, oracle_quantize, run, unpack  # noqa: E402
 
 ZEROPOINT = None
 MAKE_MODEL = None
 
 DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "I8": np.int8, "U8": np.uint8,
           "I16": np.int16, "U16": np.uint16, "I32": np.int32, "I64": np.int64}
-
-
-def run(*args, check=True):
-    p = subprocess.run([ZEROPOINT, *map(str, args)], capture_output=True, text=True)
-    if check and p.returncode != 0:
-        raise AssertionError(f"zeropoint {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr}")
-    return p
 
 
 def read_safetensors(path):
@@ -338,7 +332,7 @@ def read_header_sizes(path):
 
 
 if __name__ == "__main__":
-    ZEROPOINT = os.path.abspath(sys.argv[1])
+    ZEROPOINT = test_cli.ZEROPOINT = os.path.abspath(sys.argv[1])
     MAKE_MODEL = os.path.abspath(sys.argv[2])
     memory_only = "--memory" in sys.argv[3:]
     suite = unittest.TestSuite()
