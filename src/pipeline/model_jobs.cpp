@@ -170,10 +170,7 @@ class ShardedWriter {
   std::size_t next_ = 0;
 };
 
-std::uint64_t data_bytes(const st::PlannedTensor& t) {
-  const auto info = st::dtype_info(t.dtype);
-  return static_cast<std::uint64_t>(checked_numel(t.shape)) * (info ? info->size : 1);
-}
+std::uint64_t data_bytes(const st::PlannedTensor& t) { return st::byte_size(*st::dtype_info(t.dtype), t.shape); }
 
 std::string index_metadata(std::uint64_t total_size) {
   return nlohmann::json{{"total_size", total_size}}.dump();

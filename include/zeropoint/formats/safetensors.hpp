@@ -36,6 +36,9 @@ struct DtypeInfo {
 std::optional<DtypeInfo> dtype_info(std::string_view name) noexcept;
 /// The format's name of a zeropoint dtype ("F32", "BF16", "I8", ...).
 std::string_view dtype_name(DType dtype) noexcept;
+/// Bytes of a tensor of `shape` in `dtype`: numel x element size. Throws zp::Error (without
+/// file or tensor: callers add them) when the count or the product overflows.
+std::uint64_t byte_size(const DtypeInfo& dtype, const Shape& shape);
 
 struct TensorInfo {
   std::string name;

@@ -106,15 +106,11 @@ TensorInfo parse_entry(const std::string& name, const json& entry, std::uint64_t
     }
     t.shape.push_back(static_cast<std::int64_t>(d));
   }
-  std::int64_t numel = 0;
+  std::uint64_t needed = 0;
   try {
-    numel = checked_numel(t.shape);
+    needed = byte_size(*info, t.shape);
   } catch (const Error& e) {
     throw fail(e.what());
-  }
-  std::uint64_t needed = 0;
-  if (__builtin_mul_overflow(static_cast<std::uint64_t>(numel), info->size, &needed)) {
-    throw fail(fmt::format("{} x {} is more bytes than fit in 64 bits", t.dtype, shape_str(t.shape)));
   }
 
   const json& offsets = member(entry, "data_offsets", file, name);
@@ -193,6 +189,15 @@ std::string_view dtype_name(DType dtype) noexcept {
     if (d.dtype == dtype) return d.name;
   }
   return "?";  // unreachable: every DType has a safetensors name
+}
+
+std::uint64_t byte_size(const DtypeInfo& dtype, const Shape& shape) {
+  const std::int64_t numel = checked_numel(shape);
+  std::uint64_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<std::uint64_t>(numel), dtype.size, &bytes)) {
+    throw Error(fmt::format("{} x {} is more bytes than fit in 64 bits", dtype.name, shape_str(shape)));
+  }
+  return bytes;
 }
 
 const TensorInfo* Header::find(std::string_view name) const noexcept {

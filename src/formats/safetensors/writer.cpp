@@ -44,17 +44,11 @@ std::uint64_t data_bytes(const PlannedTensor& t, std::string_view what) {
   };
   const auto info = dtype_info(t.dtype);
   if (!info) throw fail(fmt::format("unknown dtype {}", in_quotes(t.dtype, 40)));
-  std::int64_t numel = 0;
   try {
-    numel = checked_numel(t.shape);
+    return byte_size(*info, t.shape);
   } catch (const Error& e) {
     throw fail(e.what());
   }
-  std::uint64_t size = 0;
-  if (__builtin_mul_overflow(static_cast<std::uint64_t>(numel), info->size, &size)) {
-    throw fail(fmt::format("{} x {} is more bytes than fit in 64 bits", t.dtype, shape_str(t.shape)));
-  }
-  return size;
 }
 
 Layout layout_of(const std::vector<PlannedTensor>& tensors, const std::map<std::string, std::string>& metadata,
