@@ -4,9 +4,12 @@
 // Signatures are ggml::QuantizeFn / ggml::DequantizeFn (zeropoint/ggml.hpp).
 #pragma once
 
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <span>
 
+#include "kernels/convert_ref.hpp"
 #include "zeropoint/ggml.hpp"
 
 namespace zp::ggml::kernels {
@@ -15,5 +18,101 @@ namespace zp::ggml::kernels {
 //   void f32_q8_0_quantize_ref(std::span<const float> x, std::span<std::uint8_t> out,
 //                              std::span<const float> importance) noexcept;
 //   void q8_0_f32_dequantize_ref(std::span<const std::uint8_t> blocks, std::span<float> out) noexcept;
+
+// ---- legacy: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q8_1 (ggml_legacy_ref.cpp, ggml_legacy_hwy.cpp)
+// Block types: f32_<t>_quantize[_ref] and <t>_f32_dequantize[_ref] (ggml's quantize_row_<t>_ref
+// and dequantize_row_<t>).
+#define ZP_GGML_LEGACY_BLOCKS(T)                                                                                \
+  void f32_##T##_quantize_ref(std::span<const float> x, std::span<std::uint8_t> out,                           \
+                              std::span<const float> importance) noexcept;                                    \
+  void f32_##T##_quantize(std::span<const float> x, std::span<std::uint8_t> out,                               \
+                          std::span<const float> importance) noexcept;                                        \
+  void T##_f32_dequantize_ref(std::span<const std::uint8_t> blocks, std::span<float> out) noexcept;            \
+  void T##_f32_dequantize(std::span<const std::uint8_t> blocks, std::span<float> out) noexcept;
+ZP_GGML_LEGACY_BLOCKS(q4_0)
+ZP_GGML_LEGACY_BLOCKS(q4_1)
+ZP_GGML_LEGACY_BLOCKS(q5_0)
+ZP_GGML_LEGACY_BLOCKS(q5_1)
+ZP_GGML_LEGACY_BLOCKS(q8_0)
+#undef ZP_GGML_LEGACY_BLOCKS
+// q8_1 (llama.cpp's activation format): ggml itself has no dequantizer for it.
+void f32_q8_1_quantize_ref(std::span<const float> x, std::span<std::uint8_t> out,
+                           std::span<const float> importance) noexcept;
+void f32_q8_1_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept;
+
+// Plain types as blocks of one value, with the same signatures: f32 is a copy, f16 and bf16 are
+// ggml_fp32_to_fp16_row / ggml_fp32_to_bf16_row_ref and their inverses (rows of little-endian
+// 16-bit values).
+#define ZP_GGML_LEGACY_PLAIN(T)                                                                                 \
+  void f32_##T##_convert_ref(std::span<const float> x, std::span<std::uint8_t> out,                            \
+                             std::span<const float> importance) noexcept;                                     \
+  void f32_##T##_convert(std::span<const float> x, std::span<std::uint8_t> out,                                \
+                         std::span<const float> importance) noexcept;                                         \
+  void T##_f32_convert_ref(std::span<const std::uint8_t> values, std::span<float> out) noexcept;               \
+  void T##_f32_convert(std::span<const std::uint8_t> values, std::span<float> out) noexcept;
+ZP_GGML_LEGACY_PLAIN(f32)
+ZP_GGML_LEGACY_PLAIN(f16)
+ZP_GGML_LEGACY_PLAIN(bf16)
+#undef ZP_GGML_LEGACY_PLAIN
+
+/// ggml's scalar half conversions (ggml-impl.h), which the legacy blocks use for their scales:
+/// float32 -> binary16 rounds to nearest even and turns every NaN into sign | 0x7E00 (the
+/// payload is dropped, unlike zp::kernels::f32_f16_convert_ref); binary16 -> float32 is exact
+/// and quiets a signalling NaN (sets bit 22), as ggml's float multiplication does.
+std::uint16_t f32_f16_ggml(float f) noexcept;
+float f16_f32_ggml(std::uint16_t h) noexcept;
+// ---- end legacy
+
+// ---------------------------------------------------------------------------------------------
+// K-quants (ggml_kquants_ref.cpp, ggml_kquants_hwy.cpp): super-blocks of 256 values.
+// Quantize with `importance` empty gives ggml's quantize_row_qX_K_ref bytes; with one weight per
+// value, the bytes of ggml's quantize_qX_K(..., quant_weights) for x as one row (q8_K ignores
+// importance, as ggml has no weighted q8_K).
+#define ZP_GGML_KQUANT_KERNELS(T)                                                                  \
+  void f32_##T##_quantize_ref(std::span<const float> x, std::span<std::uint8_t> out,              \
+                              std::span<const float> importance) noexcept;                        \
+  void f32_##T##_quantize(std::span<const float> x, std::span<std::uint8_t> out,                  \
+                          std::span<const float> importance) noexcept;                            \
+  void T##_f32_dequantize_ref(std::span<const std::uint8_t> blocks, std::span<float> out) noexcept; \
+  void T##_f32_dequantize(std::span<const std::uint8_t> blocks, std::span<float> out) noexcept;
+ZP_GGML_KQUANT_KERNELS(q2_K)
+ZP_GGML_KQUANT_KERNELS(q3_K)
+ZP_GGML_KQUANT_KERNELS(q4_K)
+ZP_GGML_KQUANT_KERNELS(q5_K)
+ZP_GGML_KQUANT_KERNELS(q6_K)
+ZP_GGML_KQUANT_KERNELS(q8_K)
+#undef ZP_GGML_KQUANT_KERNELS
+
+namespace detail {
+
+// ggml's nearest_int: round half to even through the float adder (exact for |v| < 2^22; beyond
+// that, and for NaN, the same garbage ggml computes, so bytes still match).
+inline int kq_nearest_int(float v) noexcept {
+  const float biased = v + 12582912.f;  // 1.5 * 2^23: the integer lands in the low mantissa bits
+  return (std::bit_cast<std::int32_t>(biased) & 0x007fffff) - 0x00400000;
+}
+// ggml's half conversions: the IEEE ones, except that ggml writes every NaN as 0x7E00 (sign
+// kept) and reads a signalling NaN back quiet.
+inline std::uint16_t kq_float_to_half(float f) noexcept {
+  if (std::isnan(f)) return static_cast<std::uint16_t>(((std::bit_cast<std::uint32_t>(f) >> 16) & 0x8000u) | 0x7E00u);
+  return zp::kernels::f32_f16_convert_ref(f);
+}
+inline float kq_half_to_float(std::uint16_t h) noexcept {
+  const float f = zp::kernels::f16_f32_convert_ref(h);
+  return std::isnan(f) ? std::bit_cast<float>(std::bit_cast<std::uint32_t>(f) | 0x00400000u) : f;
+}
+// The affine (scale, minimum) search of q2_K, q4_K and q5_K (ggml's make_qkx2_quants /
+// make_qkx3_quants); shared so the SIMD path can finish a sub-block it hands back.
+float kq_fit_affine(int n, int nmax, const float* x, const float* weights, std::uint8_t* L, float* the_min,
+                    float rmin, float rdelta, int nstep, bool use_mad) noexcept;
+// What follows the per-sub-block searches without importance: the super-block scales, the codes
+// requantized from the stored scales (sub-blocks whose stored scale is zero keep the search's
+// codes L), and the packing. Shared by the reference and the SIMD path.
+void kq_q2_K_finish(const float* x, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* y) noexcept;
+void kq_k4_finish(const float* x, const float* scales, const float* mins, std::uint8_t* L, int nmax,
+                  std::uint8_t* y) noexcept;  // q4_K (nmax 15) and q5_K (31)
+void kq_q6_K_finish(const float* x, const float* scales, std::int8_t* L, std::uint8_t* y) noexcept;
+
+}  // namespace detail
 
 }  // namespace zp::ggml::kernels
