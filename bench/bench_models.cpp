@@ -23,7 +23,9 @@
 
 #include <benchmark/benchmark.h>
 
+#include "zeropoint/formats/gguf.hpp"
 #include "zeropoint/formats/safetensors.hpp"
+#include "zeropoint/ggml_model.hpp"
 #include "zeropoint/model.hpp"
 
 namespace {
@@ -151,6 +153,89 @@ void BM_model_quantize(benchmark::State& state, const char* scheme) {
   state.counters["pct_of_durable_copy"] = 100.0 * best_durable / best;
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes) * state.iterations());
 }
+
+// A llama-shaped float32 GGUF of about 1.2 GiB: one 4096-wide layer, embeddings and output of a
+// 16000-token vocabulary, norms (what llama-quantize's input looks like after convert_hf_to_gguf).
+fs::path make_gguf() {
+  const fs::path path = bench_dir() / "model-f32.gguf";
+  if (fs::exists(path)) return path;
+  fs::create_directories(bench_dir());
+  const std::uint64_t hidden = 4096, inter = 11008, vocab = 16000, kv = 1024;
+  using D = std::vector<std::uint64_t>;
+  std::vector<zp::gguf::PlannedTensor> all{{"token_embd.weight", D{hidden, vocab}, zp::ggml::Type::f32}};
+  for (const auto& [name, dims] : std::vector<std::pair<std::string, D>>{
+           {"attn_q", {hidden, hidden}}, {"attn_k", {hidden, kv}}, {"attn_v", {hidden, kv}},
+           {"attn_output", {hidden, hidden}}, {"ffn_gate", {hidden, inter}}, {"ffn_up", {hidden, inter}},
+           {"ffn_down", {inter, hidden}}, {"attn_norm", {hidden}}, {"ffn_norm", {hidden}}}) {
+    all.push_back({"blk.0." + name + ".weight", dims, zp::ggml::Type::f32});
+  }
+  all.push_back({"output_norm.weight", D{hidden}, zp::ggml::Type::f32});
+  all.push_back({"output.weight", D{hidden, vocab}, zp::ggml::Type::f32});
+  zp::gguf::Metadata metadata;
+  metadata.set("general.architecture", zp::gguf::Value("llama"));
+  metadata.set("general.file_type", zp::gguf::Value(std::uint32_t{0}));
+  zp::gguf::Writer w(path, metadata, all);
+  std::vector<std::uint16_t> bf16;
+  std::vector<float> values;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    std::uint64_t n = 1;
+    for (auto d : all[i].dims) n *= d;
+    bf16.resize(n);
+    fill_bf16(bf16, 1000 + i);
+    values.resize(n);
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::uint32_t bits = std::uint32_t{bf16[k]} << 16;
+      std::memcpy(&values[k], &bits, sizeof(float));
+    }
+    w.write({reinterpret_cast<const std::uint8_t*>(values.data()), n * sizeof(float)});
+  }
+  w.commit();
+  return path;
+}
+
+void copy_file(const fs::path& from, const fs::path& to, bool durable) {
+  std::vector<char> buffer(4 << 20);
+  const int in = ::open(from.c_str(), O_RDONLY);
+  const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  for (ssize_t n; (n = ::read(in, buffer.data(), buffer.size())) > 0;) {
+    for (ssize_t done = 0; done < n;) done += ::write(out, buffer.data() + done, static_cast<std::size_t>(n - done));
+  }
+  if (durable) ::fsync(out);
+  ::close(in);
+  ::close(out);
+}
+
+// llama-quantize's job: the f32 GGUF requantized with zeropoint's default threads (2 here).
+void BM_gguf_quantize(benchmark::State& state, const char* type) {
+  const fs::path model = make_gguf();
+  const fs::path out = bench_dir() / "out.gguf", copy = bench_dir() / "copy.gguf";
+  zp::GgufQuantizeOptions options;
+  options.plan.type = *zp::ggml::type_from_name(type);
+  std::uint64_t bytes = 0;
+  double best = 1e30, best_copy = 1e30, best_durable = 1e30;
+  for (auto _ : state) {
+    best_copy = std::min(best_copy, timed([&] { copy_file(model, copy, false); }));
+    fs::remove(copy);
+    best_durable = std::min(best_durable, timed([&] { copy_file(model, copy, true); }));
+    fs::remove(copy);
+    zp::ModelReport r;
+    const double t = timed([&] { r = zp::quantize_gguf(model, out, options); });
+    fs::remove(out);
+    bytes = r.bytes_in;
+    best = std::min(best, t);
+    state.SetIterationTime(t);
+  }
+  state.counters["GBps"] = static_cast<double>(bytes) / best / 1e9;
+  state.counters["copy_GBps"] = static_cast<double>(bytes) / best_copy / 1e9;
+  state.counters["pct_of_copy"] = 100.0 * best_copy / best;
+  state.counters["durable_copy_GBps"] = static_cast<double>(bytes) / best_durable / 1e9;
+  state.counters["pct_of_durable_copy"] = 100.0 * best_durable / best;
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes) * state.iterations());
+}
+
+BENCHMARK_CAPTURE(BM_gguf_quantize, q8_0, "q8_0")->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_gguf_quantize, q4_0, "q4_0")->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_gguf_quantize, q4_K, "q4_K")->Iterations(3)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_CAPTURE(BM_model_quantize, int8_channel, "int8:channel=0")->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_model_quantize, int4_block32, "int4:block=32")->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);

@@ -90,6 +90,22 @@ def tensor_specs(layers, hidden, intermediate, vocab, heads, kv_heads):
     return specs
 
 
+# Hugging Face names -> llama.cpp's GGUF names (convert_hf_to_gguf.py's mapping for Llama).
+LLAMA_CPP_NAMES = [("model.embed_tokens.", "token_embd."), ("model.layers.", "blk."),
+                   ("self_attn.q_proj.", "attn_q."), ("self_attn.k_proj.", "attn_k."),
+                   ("self_attn.v_proj.", "attn_v."), ("self_attn.o_proj.", "attn_output."),
+                   ("mlp.gate_proj.", "ffn_gate."), ("mlp.up_proj.", "ffn_up."),
+                   ("mlp.down_proj.", "ffn_down."), ("post_attention_layernorm.", "ffn_norm."),
+                   ("input_layernorm.", "attn_norm."), ("model.norm.", "output_norm."),
+                   ("lm_head.", "output.")]
+
+
+def llama_cpp_name(name):
+    for hf, gg in LLAMA_CPP_NAMES:
+        name = name.replace(hf, gg)
+    return name
+
+
 def n_params(layers, hidden, intermediate, vocab, heads, kv_heads):
     return sum(math.prod(s) for _, s, _ in
                tensor_specs(layers, hidden, intermediate, vocab, heads, kv_heads))
@@ -186,6 +202,9 @@ def parse_args(argv):
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
+    ap.add_argument("--names", choices=("hf", "llama.cpp"), default="hf",
+                    help="tensor names: Hugging Face's (model.layers.0.self_attn.q_proj.weight) or"
+                         " llama.cpp's GGUF names (blk.0.attn_q.weight), for 'zeropoint convert' to GGUF")
     ap.add_argument("--size-gib", type=float, metavar="X",
                     help="7B-like shapes (hidden 4096, intermediate 11008, vocab 32000, 32 heads,"
                          " 8 kv heads; each can still be overridden) with the fewest layers that"
@@ -228,6 +247,8 @@ def parse_args(argv):
 def main(argv):
     a = parse_args(argv)
     specs = tensor_specs(a.layers, a.hidden, a.intermediate, a.vocab, a.heads, a.kv_heads)
+    if a.names == "llama.cpp":
+        specs = [(llama_cpp_name(n), shape, kind) for n, shape, kind in specs]
     esize = DTYPES[a.dtype][1]
     sizes = [math.prod(shape) * esize for _, shape, _ in specs]
     starts = split_shards(sizes, a.shards)

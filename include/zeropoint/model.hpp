@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "zeropoint/dtype.hpp"
+#include "zeropoint/ggml.hpp"
 #include "zeropoint/metrics.hpp"
 #include "zeropoint/observe.hpp"
 #include "zeropoint/scheme.hpp"
@@ -83,6 +84,10 @@ struct TensorRecord {
   std::optional<Scheme> scheme;      ///< when quantized (or, for inspect, stored quantized)
   std::string reason;                ///< the plan's reason (quantize)
   std::optional<ErrorMetrics> error;  ///< of the dequantized codes against the input
+  /// GGUF: the tensor's ggml type in the output (inspect: in the file), and whether it was
+  /// converted to it (false: copied byte for byte).
+  std::optional<ggml::Type> ggml_type;
+  bool converted = false;
 
   double bits_per_weight() const noexcept;
 };
@@ -91,6 +96,9 @@ struct ModelReport {
   std::filesystem::path input, output;
   std::vector<TensorRecord> tensors;
   std::vector<std::filesystem::path> files;  ///< written (nothing for a dry run)
+  /// inspect: the file's metadata in file order, each value as short text (GGUF; safetensors'
+  /// "__metadata__").
+  std::vector<std::pair<std::string, std::string>> metadata;
   std::uint64_t bytes_in = 0, bytes_out = 0;  ///< tensor data
   double seconds = 0;
 };
@@ -127,24 +135,37 @@ ModelReport dequantize_model(const std::filesystem::path& input, const std::file
 /// parameter tensors of a quantized tensor are reported as one record, bytes_out their sum).
 ModelReport inspect_model(const std::filesystem::path& input);
 
+/// What analyze measures a tensor under: one of zeropoint's schemes ("int4:block=32"), or one
+/// of llama.cpp's block formats ("q4_K"), applied to rows of the tensor's last dimension (a row
+/// that does not fill the type's blocks gets the fallback quantize would give it).
+struct Candidate {
+  std::optional<Scheme> scheme;
+  std::optional<ggml::Type> ggml_type;
+
+  /// A ggml type name (q8_0, q4_K, ...; those zeropoint writes) or else a scheme.
+  static Candidate parse(std::string_view text);
+  std::string str() const;
+};
+
 /// For every tensor the plan's default would quantize (floating point, rank >= 2; a `filter`
-/// regex narrows them), the error and size under each candidate scheme.
+/// regex narrows them), the error and size under each candidate. The input is a safetensors
+/// checkpoint or a GGUF file (whose float tensors are analyzed).
 struct AnalyzeReport {
   std::filesystem::path input;
-  std::vector<Scheme> schemes;
+  std::vector<Candidate> candidates;
   struct Row {
     std::string name;
     Shape shape;
     std::string dtype;
     std::uint64_t bytes_in = 0;
-    std::vector<ErrorMetrics> error;       ///< per scheme
-    std::vector<std::int64_t> bytes_out;   ///< per scheme
+    std::vector<ErrorMetrics> error;       ///< per candidate
+    std::vector<std::int64_t> bytes_out;   ///< per candidate
   };
   std::vector<Row> rows;  ///< in file order
   std::uint64_t other_bytes = 0;  ///< tensors left out of the analysis (kept as they are)
   double seconds = 0;
 };
-AnalyzeReport analyze_model(const std::filesystem::path& input, const std::vector<Scheme>& schemes,
+AnalyzeReport analyze_model(const std::filesystem::path& input, const std::vector<Candidate>& candidates,
                             const std::string& filter = {}, const ObserveOptions& observe = {},
                             const Progress& progress = {});
 

@@ -18,7 +18,10 @@
 
 #include "core/file_io.hpp"
 #include "zeropoint/error.hpp"
+#include "pipeline/ggml_convert.hpp"
+#include "zeropoint/formats/gguf.hpp"
 #include "zeropoint/formats/safetensors.hpp"
+#include "zeropoint/ggml_model.hpp"
 #include "zeropoint/model.hpp"
 #include "zeropoint/params.hpp"
 #include "zeropoint/quantize.hpp"
@@ -614,28 +617,114 @@ ModelReport inspect_model(const fs::path& input) {
 
 // --- analyze ----------------------------------------------------------------------------------
 
-AnalyzeReport analyze_model(const fs::path& input, const std::vector<Scheme>& schemes, const std::string& filter,
-                            const ObserveOptions& observe, const Progress& progress) {
+Candidate Candidate::parse(std::string_view text) {
+  if (const auto t = ggml::type_from_name(text); t && ggml::traits(*t).quantized) {
+    if (ggml::traits(*t).quantize == nullptr) {
+      throw Error(fmt::format("'{}': zeropoint cannot write this ggml type, so it cannot measure it", text));
+    }
+    return Candidate{std::nullopt, t};
+  }
+  return Candidate{Scheme::parse(text), std::nullopt};
+}
+
+std::string Candidate::str() const {
+  return scheme ? scheme->str() : ggml_type ? std::string(ggml::traits(*ggml_type).name) : std::string();
+}
+
+namespace {
+
+// One tensor under every candidate.
+AnalyzeReport::Row measure_candidates(const TensorView& x, const std::string& name, const std::string& dtype,
+                                      std::uint64_t bytes_in, const std::vector<Candidate>& candidates,
+                                      const ObserveOptions& observe, const fs::path& file) {
+  AnalyzeReport::Row row{name, x.shape(), dtype, bytes_in, {}, {}};
+  ObserveOptions named = observe;
+  named.name = name;
+  QuantizedTensor q;
+  for (const Candidate& c : candidates) {
+    row.error.emplace_back();
+    try {
+      if (c.scheme) {
+        (void)ParamLayout::of(x.shape(), *c.scheme);
+        quantize(x, *c.scheme, named, q, row.error.back());
+        row.bytes_out.push_back(quantized_bytes(x.shape(), *c.scheme));
+      } else {
+        row.bytes_out.push_back(detail::measure_ggml(x, *c.ggml_type, row.error.back()));
+        if (const ErrorMetrics& m = row.error.back(); m.skipped > 0 && !observe.ignore_nonfinite) {
+          throw NonFiniteError(fmt::format("tensor '{}' holds {} NaN or infinite value{}", name, m.skipped,
+                                           m.skipped == 1 ? "" : "s"),
+                               -1);
+        }
+      }
+    } catch (const NonFiniteError& e) {
+      throw NonFiniteError(fmt::format("{}: {} (candidate {})", file.string(), e.what(), c.str()), e.flat_index());
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {} (candidate {})", file.string(), e.what(), c.str()));
+    }
+  }
+  return row;
+}
+
+std::optional<std::regex> filter_regex(const std::string& filter) {
+  if (filter.empty()) return std::nullopt;
+  try {
+    return std::regex(filter, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    throw Error(fmt::format("'{}' is not a regular expression: {}", filter, e.what()));
+  }
+}
+
+AnalyzeReport analyze_gguf(const fs::path& input, const std::vector<Candidate>& candidates, const std::string& filter,
+                           const ObserveOptions& observe, const Progress& progress) {
   const auto start = Clock::now();
-  if (schemes.empty()) throw Error("analyze needs at least one scheme");
+  const gguf::File file = gguf::File::open(input);
+  const std::optional<std::regex> only = filter_regex(filter);
+  AnalyzeReport report;
+  report.input = input;
+  report.candidates = candidates;
+  std::uint64_t total = 0, done = 0;
+  for (const gguf::TensorInfo& t : file.tensors()) total += t.bytes;
+  for (const gguf::TensorInfo& t : file.tensors()) {
+    std::optional<DType> dtype;
+    if (t.type == ggml::Type::f32) dtype = DType::f32;
+    if (t.type == ggml::Type::f16) dtype = DType::f16;
+    if (t.type == ggml::Type::bf16) dtype = DType::bf16;
+    if (!dtype || t.dims.size() < 2 || (only && !std::regex_search(t.name, *only))) {
+      report.other_bytes += t.bytes;
+      done += t.bytes;
+      continue;
+    }
+    if (progress) progress(done, total, t.name);
+    Shape shape;
+    for (auto it = t.dims.rbegin(); it != t.dims.rend(); ++it) shape.push_back(static_cast<std::int64_t>(*it));
+    const TensorView x(file.data(t).data(), *dtype, shape);
+    report.rows.push_back(measure_candidates(x, t.name, std::string(ggml::traits(t.type).name), t.bytes, candidates,
+                                             observe, input));
+    file.release(t);
+    done += t.bytes;
+  }
+  if (progress) progress(total, total, "");
+  report.seconds = seconds_since(start);
+  return report;
+}
+
+}  // namespace
+
+AnalyzeReport analyze_model(const fs::path& input, const std::vector<Candidate>& candidates, const std::string& filter,
+                            const ObserveOptions& observe, const Progress& progress) {
+  if (candidates.empty()) throw Error("analyze needs at least one candidate scheme or type");
+  if (is_gguf_path(input)) return analyze_gguf(input, candidates, filter, observe, progress);
+  const auto start = Clock::now();
   const st::Checkpoint ck = st::Checkpoint::open(input);
   if (ck.metadata().contains(kMetadataKey)) {
     throw Error(fmt::format("{}: already quantized by zeropoint; analyze the float checkpoint instead", input.string()));
   }
-  std::optional<std::regex> only;
-  if (!filter.empty()) {
-    try {
-      only.emplace(filter, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      throw Error(fmt::format("'{}' is not a regular expression: {}", filter, e.what()));
-    }
-  }
+  const std::optional<std::regex> only = filter_regex(filter);
   AnalyzeReport report;
   report.input = input;
-  report.schemes = schemes;
+  report.candidates = candidates;
   std::uint64_t total = 0, done = 0;
   for (const auto& e : ck.tensors()) total += e.info->size;
-  QuantizedTensor q;
   auto is_candidate = [&](const st::TensorInfo& t) {
     return t.type && is_float(*t.type) && t.shape.size() >= 2 && (!only || std::regex_search(t.name, *only));
   };
@@ -653,23 +742,10 @@ AnalyzeReport analyze_model(const fs::path& input, const std::vector<Scheme>& sc
       continue;
     }
     if (progress) progress(done, total, t.name);
-    AnalyzeReport::Row row{t.name, t.shape, t.dtype, t.size, {}, {}};
     const TensorView x = reader.next();
-    ObserveOptions named = observe;
-    named.name = t.name;
-    for (const Scheme& s : schemes) {
-      try {
-        (void)ParamLayout::of(t.shape, s);
-        row.error.emplace_back();
-        quantize(x, s, named, q, row.error.back());
-      } catch (const Error& e) {
-        throw Error(fmt::format("{}: {} (scheme {})", file.path().string(), e.what(), s.str()));
-      }
-      row.bytes_out.push_back(quantized_bytes(t.shape, s));
-    }
+    report.rows.push_back(measure_candidates(x, t.name, t.dtype, t.size, candidates, observe, file.path()));
     file.release(t);
     done += t.size;
-    report.rows.push_back(std::move(row));
   }
   if (progress) progress(total, total, "");
   report.seconds = seconds_since(start);

@@ -22,13 +22,27 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string bytes_str(std::uint64_t b) {
+std::string bytes_str(std::uint64_t b) { return bytes_text(b); }
+
+// What a record was turned into (or is stored as): a scheme or a ggml type.
+std::string format_of(const TensorRecord& r) {
+  if (r.scheme) return r.scheme->str();
+  if (r.ggml_type) return std::string(ggml::traits(*r.ggml_type).name);
+  return "";
+}
+bool was_quantized(const TensorRecord& r) { return r.scheme.has_value() || r.converted; }
+
+}  // namespace
+
+std::string bytes_text(std::uint64_t b) {
   const double v = static_cast<double>(b);
   if (b >= (1ull << 30)) return fmt::format("{:.2f} GiB", v / (1ull << 30));
   if (b >= (1ull << 20)) return fmt::format("{:.2f} MiB", v / (1ull << 20));
   if (b >= (1ull << 10)) return fmt::format("{:.1f} KiB", v / (1ull << 10));
   return fmt::format("{} B", b);
 }
+
+namespace {
 
 std::string sqnr_str(double db) { return std::isinf(db) ? (db > 0 ? "inf" : "-inf") : fmt::format("{:.1f}", db); }
 
@@ -42,11 +56,12 @@ nlohmann::json record_json(const TensorRecord& r) {
   nlohmann::json j{{"name", r.name},
                    {"dtype", r.dtype},
                    {"shape", r.shape},
-                   {"quantized", r.scheme.has_value()},
+                   {"quantized", was_quantized(r)},
                    {"bytes_in", r.bytes_in},
                    {"bytes_out", r.bytes_out},
                    {"bits_per_weight", json_number(r.bits_per_weight())}};
   if (r.scheme) j["scheme"] = r.scheme->str();
+  if (r.ggml_type) j["type"] = std::string(ggml::traits(*r.ggml_type).name);
   if (!r.reason.empty()) j["reason"] = r.reason;
   if (r.error) j["error"] = to_json(*r.error);
   return j;
@@ -72,7 +87,8 @@ void print_plan(const ModelReport& r) {
   fmt::print("plan ({} tensors):\n", r.tensors.size());
   fmt::print("  {:<{}}  {:>16}  {:<5}  {:<26}  {:>10}  {:>10}\n", "tensor", w, "shape", "dtype", "scheme", "before", "after");
   for (const TensorRecord& t : r.tensors) {
-    const std::string what = t.scheme ? t.scheme->str() : "keep (" + t.reason + ")";
+    std::string what = was_quantized(t) ? format_of(t) : "keep (" + t.reason + ")";
+    if (t.converted && t.reason != "default for weight matrices") what += " (" + t.reason + ")";
     fmt::print("  {:<{}}  {:>16}  {:<5}  {:<26}  {:>10}  {:>10}\n", t.name, w, shape_str(t.shape), t.dtype, what,
                bytes_str(t.bytes_in), bytes_str(t.bytes_out));
   }
@@ -85,7 +101,7 @@ void print_errors(const ModelReport& r) {
              "max |err|", "cosine", "bits");
   for (const TensorRecord& t : r.tensors) {
     if (!t.error) continue;
-    fmt::print("  {:<{}}  {:<22}  {:>9}  {:>10.3g}  {:>10.3g}  {:>9.6f}  {:>6.2f}\n", t.name, w, t.scheme->str(),
+    fmt::print("  {:<{}}  {:<22}  {:>9}  {:>10.3g}  {:>10.3g}  {:>9.6f}  {:>6.2f}\n", t.name, w, format_of(t),
                sqnr_str(t.error->sqnr_db), t.error->relative_mse, t.error->max_abs_error, t.error->cosine,
                t.bits_per_weight());
   }
@@ -93,7 +109,7 @@ void print_errors(const ModelReport& r) {
 
 void print_totals(const ModelReport& r) {
   std::size_t quantized = 0;
-  for (const TensorRecord& t : r.tensors) quantized += t.scheme.has_value();
+  for (const TensorRecord& t : r.tensors) quantized += was_quantized(t);
   fmt::print("size: {} -> {} ({:.2f}x smaller, {:.2f} bits per weight); {} of {} tensors quantized, the rest kept as they were\n",
              bytes_str(r.bytes_in), bytes_str(r.bytes_out), ratio(r.bytes_in, r.bytes_out), model_bits_per_weight(r),
              quantized, r.tensors.size());
@@ -152,7 +168,7 @@ void ProgressBar::finish() {
 
 bool is_model_path(const std::string& path) {
   const fs::path p(path);
-  return p.extension() == ".safetensors" || p.extension() == ".json" || fs::is_directory(p);
+  return p.extension() == ".safetensors" || p.extension() == ".json" || p.extension() == ".gguf" || fs::is_directory(p);
 }
 
 std::uint64_t parse_size(const std::string& text) {
@@ -203,17 +219,21 @@ void run_model_quantize(const ModelQuantizeArgs& a) {
     throw Error(fmt::format("{} (pass --ignore-nonfinite to quantize the finite values only)", e.what()));
   }
   bar.finish();
-  if (a.json) {
+  print_model_report(r, a.json, a.dry_run);
+}
+
+void print_model_report(const ModelReport& r, bool json, bool dry_run) {
+  if (json) {
     nlohmann::json j = report_json(r);
-    j["dry_run"] = a.dry_run;
+    j["dry_run"] = dry_run;
     fmt::print("{}\n", j.dump(2));
     return;
   }
-  fmt::print("{} -> {}{}\n", r.input.string(), output, a.dry_run ? " (dry run: nothing written)" : "");
+  fmt::print("{} -> {}{}\n", r.input.string(), r.output.string(), dry_run ? " (dry run: nothing written)" : "");
   print_plan(r);
-  if (!a.dry_run) print_errors(r);
+  if (!dry_run) print_errors(r);
   print_totals(r);
-  if (!a.dry_run) {
+  if (!dry_run) {
     fmt::print("wrote {} file{} in {:.2f} s ({:.2f} GB/s of input)\n", r.files.size(), r.files.size() == 1 ? "" : "s",
                r.seconds, r.seconds > 0 ? static_cast<double>(r.bytes_in) / r.seconds / 1e9 : 0.0);
   }
@@ -251,20 +271,31 @@ void add_inspect(CLI::App& app) {
     bool json = false;
   };
   auto opts = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("inspect", "List a checkpoint's tensors: dtype, shape, bytes, scheme if quantized");
-  cmd->add_option("input", opts->input, "A .safetensors file, an index .json or a folder holding a checkpoint")->required();
+  CLI::App* cmd = app.add_subcommand("inspect", "List a model's tensors: dtype or ggml type, shape, bytes, scheme if quantized");
+  cmd->add_option("input", opts->input, "A .gguf file, or a .safetensors file, an index .json or a folder holding a checkpoint")->required();
   cmd->add_flag("--json", opts->json, "Print the listing as one JSON object");
-  cmd->footer("Examples:\n  zeropoint inspect model/\n  zeropoint inspect model.zp.safetensors --json");
+  cmd->footer("Examples:\n  zeropoint inspect model/\n  zeropoint inspect model.zp.safetensors --json\n  zeropoint inspect model-q4_K.gguf");
   cmd->callback([opts] {
-    const ModelReport r = inspect_model(opts->input);
+    const ModelReport r = is_gguf_path(opts->input) ? inspect_gguf(opts->input) : inspect_model(opts->input);
     if (opts->json) {
       nlohmann::json j = report_json(r);
       j.erase("output");
       j.erase("files");
+      nlohmann::json metadata = nlohmann::json::object();
+      for (const auto& [key, value] : r.metadata) metadata[key] = value;
+      if (!r.metadata.empty()) j["metadata"] = metadata;
       fmt::print("{}\n", j.dump(2));
       return;
     }
     const std::size_t w = name_width(r);
+    if (!r.metadata.empty()) {
+      fmt::print("{}: {} metadata keys\n", r.input.string(), r.metadata.size());
+      std::size_t kw = 0;
+      for (const auto& [key, value] : r.metadata) kw = std::max(kw, key.size());
+      for (const auto& [key, value] : r.metadata) {
+        fmt::print("  {:<{}}  {}\n", key, kw, value.size() > 100 ? value.substr(0, 97) + "..." : value);
+      }
+    }
     fmt::print("{}: {} tensors\n", r.input.string(), r.tensors.size());
     fmt::print("  {:<{}}  {:<5}  {:>16}  {:>10}  {:<22}  {:>6}\n", "tensor", w, "dtype", "shape", "bytes", "scheme", "bits");
     for (const TensorRecord& t : r.tensors) {
@@ -284,18 +315,20 @@ void add_inspect(CLI::App& app) {
 void add_analyze(CLI::App& app) {
   struct Options {
     std::string input;
-    std::vector<std::string> schemes{"int8", "int8:channel=0", "int4:block=32", "int4:block=128"};
+    std::vector<std::string> schemes;
     std::string filter;
     std::size_t top = 20;
     bool json = false, csv = false, quiet = false, ignore_nonfinite = false;
   };
   auto opts = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
-      "analyze", "Measure every matrix of a checkpoint under candidate schemes: error and size, worst tensors first");
-  cmd->add_option("input", opts->input, "A .safetensors file, an index .json or a folder holding a checkpoint")->required();
-  cmd->add_option("--schemes", opts->schemes, "Candidate schemes (comma-separated or repeated)")
-      ->delimiter(',')
-      ->capture_default_str();
+      "analyze", "Measure every matrix of a model under candidate schemes or ggml types: error and size, worst tensors first");
+  cmd->add_option("input", opts->input, "A .gguf file, or a .safetensors file, an index .json or a folder holding a checkpoint")->required();
+  cmd->add_option("--schemes", opts->schemes,
+                  "Candidates, comma-separated or repeated: zeropoint schemes (int8:channel=0, int4:block=32, ...) and "
+                  "llama.cpp types (q8_0, q4_0, q4_K, q6_K, ...). Default: int8, int8:channel=0, int4:block=32, "
+                  "int4:block=128 for safetensors; q8_0, q6_K, q5_K, q4_K, q4_0, q3_K for GGUF")
+      ->delimiter(',');
   cmd->add_option("--filter", opts->filter, "Only tensors whose name matches this regex");
   cmd->add_option("--top", opts->top, "Tensors to list in the text report (0: all)")->capture_default_str();
   cmd->add_flag("--json", opts->json, "Print everything as one JSON object");
@@ -306,11 +339,17 @@ void add_analyze(CLI::App& app) {
       "Examples:\n"
       "  zeropoint analyze model/ --schemes int8,int8:channel=0,int4:block=32,int4:block=128\n"
       "  zeropoint analyze model.safetensors --filter 'mlp' --csv > mlp.csv\n"
+      "  zeropoint analyze model-f16.gguf --schemes q8_0,q4_K,q4_0,int4:block=32\n"
       "SQNR is 10 log10(sum x^2 / sum (x - dequantized)^2) per tensor: higher is better, each 6 dB is\n"
       "about one bit. Tensors that lose the most come first: candidates for --keep or a finer --rule.");
   cmd->callback([opts] {
-    std::vector<Scheme> schemes;
-    for (const std::string& s : opts->schemes) schemes.push_back(Scheme::parse(s));
+    std::vector<std::string> names = opts->schemes;
+    if (names.empty()) {
+      names = is_gguf_path(opts->input) ? std::vector<std::string>{"q8_0", "q6_K", "q5_K", "q4_K", "q4_0", "q3_K"}
+                                         : std::vector<std::string>{"int8", "int8:channel=0", "int4:block=32", "int4:block=128"};
+    }
+    std::vector<Candidate> schemes;
+    for (const std::string& s : names) schemes.push_back(Candidate::parse(s));
     ObserveOptions observe;
     observe.ignore_nonfinite = opts->ignore_nonfinite;
     ProgressBar bar(opts->quiet || opts->json || opts->csv);
@@ -407,7 +446,7 @@ void add_analyze(CLI::App& app) {
     std::size_t w = 6;
     for (std::size_t i = 0; i < shown; ++i) w = std::max(w, order[i]->name.size());
     std::string header = fmt::format("  {:<{}}  {:>16}", "tensor", w, "shape");
-    for (const Scheme& s : schemes) header += fmt::format("  {:>16}", s.str());
+    for (const Candidate& s : schemes) header += fmt::format("  {:>16}", s.str());
     fmt::print("{}\n", header);
     for (std::size_t i = 0; i < shown; ++i) {
       std::string line = fmt::format("  {:<{}}  {:>16}", order[i]->name, w, shape_str(order[i]->shape));

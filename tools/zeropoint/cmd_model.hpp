@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "zeropoint/ggml_model.hpp"
 #include "zeropoint/model.hpp"
 
 namespace zp::cli {
@@ -30,6 +31,19 @@ struct ModelDequantizeArgs {
   bool quiet = false, json = false;
 };
 void run_model_dequantize(const ModelDequantizeArgs& args);
+
+struct GgufQuantizeArgs {
+  std::string input, output, type, output_type, token_embedding_type;
+  std::vector<std::pair<bool, std::string>> rules;  ///< (keep?, text) in command-line order
+  bool pure = false, allow_requantize = false, dry_run = false, quiet = false, json = false;
+};
+void run_gguf_quantize(const GgufQuantizeArgs& args);
+
+/// The report of quantize (or convert, as JSON): plan, errors, totals.
+void print_model_report(const ModelReport& r, bool json, bool dry_run);
+
+/// "1.50 MiB"
+std::string bytes_text(std::uint64_t bytes);
 
 /// A one-line bar on stderr, drawn only when stderr is a terminal and not quiet.
 class ProgressBar {

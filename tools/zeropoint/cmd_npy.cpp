@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "output.hpp"
 #include "zeropoint/error.hpp"
+#include "zeropoint/ggml_model.hpp"
 #include "zeropoint/pipeline.hpp"
 
 namespace zp::cli {
@@ -29,6 +30,9 @@ struct QuantizeOptions {
   CLI::Option* keep_option = nullptr;
   bool dry_run = false, quiet = false;
   std::string max_shard_size;
+  // GGUF only
+  std::string type, output_type, token_embedding_type;
+  bool pure = false, allow_requantize = false;
 };
 
 struct DequantizeOptions {
@@ -70,9 +74,9 @@ void print_report(const QuantizeReport& r) {
 void add_quantize(CLI::App& app) {
   auto opts = std::make_shared<QuantizeOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "quantize", "Quantize a .npy array into a .npz, or a safetensors checkpoint into a quantized checkpoint");
+      "quantize", "Quantize a .npy array into a .npz, a safetensors checkpoint into a quantized checkpoint, or a GGUF model into llama.cpp's block formats");
   cmd->add_option("input", opts->input,
-                  "A .npy file (float32, float16 or float64), or a checkpoint: a .safetensors file, an index .json or a folder")
+                  "A .npy file (float32, float16 or float64), a checkpoint (a .safetensors file, an index .json or a folder), or a .gguf model")
       ->required();
   cmd->add_option("-o,--output", opts->output,
                   "Output .npz for an array; for a checkpoint a .safetensors file or a folder (default: beside the input, "
@@ -89,9 +93,16 @@ void add_quantize(CLI::App& app) {
   opts->keep_option = cmd->add_option("--keep", opts->keeps, "Checkpoints: leave the tensors whose name matches REGEX as they are (repeatable)");
   cmd->add_flag("--dry-run", opts->dry_run, "Checkpoints: print the plan (tensor, scheme, bytes before and after), write nothing");
   cmd->add_option("--max-shard-size", opts->max_shard_size, "Checkpoints: split the output into shards of at most this size (e.g. 2GB)");
+  cmd->add_option("-t,--type", opts->type, "GGUF: llama.cpp type for the weight matrices: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, f16, bf16, f32");
+  cmd->add_option("--output-type", opts->output_type, "GGUF: type of output.weight (default q6_K, or q8_0 as llama-quantize)");
+  cmd->add_option("--token-embedding-type", opts->token_embedding_type, "GGUF: type of token_embd.weight (default: --type)");
+  cmd->add_flag("--pure", opts->pure, "GGUF: no special type for output.weight (as llama-quantize --pure)");
+  cmd->add_flag("--allow-requantize", opts->allow_requantize, "GGUF: also convert tensors already in a block format");
   cmd->add_flag("-q,--quiet", opts->quiet, "No progress bar");
   cmd->footer(
       "Examples:\n"
+      "  zeropoint quantize model-f16.gguf -o model-q4_K.gguf --type q4_K\n"
+      "  zeropoint quantize model-f16.gguf --type q4_0 --rule 'ffn_down=q8_0' --keep 'attn_v' --dry-run\n"
       "  zeropoint quantize weights.npy --scheme int8:channel=0 -o weights.q.npz\n"
       "  zeropoint quantize weights.npy --scheme uint4:block=32:asym --json\n"
       "  zeropoint quantize model/ -o model-int8/ --scheme int8:channel=0\n"
@@ -99,8 +110,37 @@ void add_quantize(CLI::App& app) {
       "  zeropoint quantize model.safetensors --scheme int4:block=128 --dry-run\n"
       "Checkpoints: matrices get the scheme, 1-D tensors (norms, biases) stay as they are; codes, scales and zero\n"
       "points are stored as compressed-tensors names them (docs/formats.md).\n"
+      "GGUF: the bytes llama.cpp's reference quantizers write, with llama-quantize's rules for which tensors stay\n"
+      "as they are (1-D tensors, norms, routers) and for output.weight; rows that do not fill a type's blocks fall\n"
+      "back (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, q2_K/q3_K -> q4_0, then f16).\n"
       "In Python: z = numpy.load('weights.q.npz'); z['codes'], z['scale'], z['zero_point'], str(z['scheme'])");
   cmd->callback([opts, cmd] {
+    const bool gguf_only = !opts->type.empty() || !opts->output_type.empty() || !opts->token_embedding_type.empty() ||
+                           opts->pure || opts->allow_requantize;
+    if (is_gguf_path(opts->input)) {
+      if (!opts->scheme.empty()) throw Error("a GGUF model takes --type (q4_0, q4_K, ...), not --scheme");
+      if (!opts->max_shard_size.empty()) throw Error("--max-shard-size applies to safetensors checkpoints, not to GGUF");
+      if (opts->ignore_nonfinite) throw Error("--ignore-nonfinite does not apply to GGUF: NaN and infinity are quantized as llama.cpp does");
+      GgufQuantizeArgs a;
+      a.input = opts->input;
+      a.output = opts->output;
+      a.type = opts->type.empty() ? "q8_0" : opts->type;
+      std::size_t next_rule = 0, next_keep = 0;
+      for (const CLI::Option* o : cmd->parse_order()) {
+        if (o == opts->rule_option) a.rules.emplace_back(false, opts->rules.at(next_rule++));
+        if (o == opts->keep_option) a.rules.emplace_back(true, opts->keeps.at(next_keep++));
+      }
+      a.output_type = opts->output_type;
+      a.token_embedding_type = opts->token_embedding_type;
+      a.pure = opts->pure;
+      a.allow_requantize = opts->allow_requantize;
+      a.dry_run = opts->dry_run;
+      a.quiet = opts->quiet;
+      a.json = opts->json;
+      run_gguf_quantize(a);
+      return;
+    }
+    if (gguf_only) throw Error("--type, --output-type, --token-embedding-type, --pure and --allow-requantize apply to GGUF models (.gguf)");
     if (is_model_path(opts->input)) {
       ModelQuantizeArgs a;
       a.input = opts->input;

@@ -11,5 +11,6 @@ void add_dequantize(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_analyze(CLI::App& app);
+void add_convert(CLI::App& app);
 
 }  // namespace zp::cli

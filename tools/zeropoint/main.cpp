@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
       "  zeropoint quantize weights.npy --scheme int4:block=32 -o weights.q.npz\n"
       "  zeropoint quantize model/ -o model-int8/ --scheme int8:channel=0 --keep 'lm_head'\n"
       "  zeropoint analyze model/ --schemes int8,int8:channel=0,int4:block=32\n"
+      "  zeropoint quantize model-f16.gguf -o model-q4_K.gguf --type q4_K\n"
       "  zeropoint dequantize weights.q.npz -o weights.dq.npy\n"
       "  zeropoint bench --sizes 4 64 --threads 1 2\n"
       "Run 'zeropoint COMMAND --help' for a command's options; schemes are described in docs/math.md.");
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   zp::cli::add_dequantize(app);
   zp::cli::add_inspect(app);
   zp::cli::add_analyze(app);
+  zp::cli::add_convert(app);
   zp::cli::add_bench(app);
 
   try {
