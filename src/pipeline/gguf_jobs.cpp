@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "pipeline/ggml_convert.hpp"
+#include "pipeline/staging.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/formats/gguf.hpp"
 #include "zeropoint/formats/safetensors.hpp"
@@ -56,9 +57,9 @@ void refuse_split(const gguf::File& in) {
 }
 
 // Converts one tensor batch by batch into the writer; returns the error of the result.
-ErrorMetrics convert_tensor(const gguf::File& in, const gguf::TensorInfo& t, ggml::Type to, gguf::Writer& out,
-                            std::vector<std::uint8_t>& buffer, const std::function<void(std::uint64_t)>& advance) {
-  const std::span<const std::uint8_t> data = in.data(t);
+ErrorMetrics convert_tensor(std::span<const std::uint8_t> data, const gguf::TensorInfo& t, ggml::Type to,
+                            gguf::Writer& out, std::vector<std::uint8_t>& buffer,
+                            const std::function<void(std::uint64_t)>& advance) {
   const ggml::TypeTraits& src = ggml::traits(t.type);
   const std::uint64_t n = t.elements();
   ErrorAccumulator error;
@@ -71,7 +72,6 @@ ErrorMetrics convert_tensor(const gguf::File& in, const gguf::TensorInfo& t, ggm
     out.write(t.name, buffer);
     advance(count / src.block_size * src.block_bytes);
   }
-  in.release(t);
   return error.result();
 }
 
@@ -129,6 +129,15 @@ ModelReport quantize_gguf(const fs::path& input, const fs::path& output, const G
   std::uint64_t done = 0;
   const std::uint64_t total = report.bytes_in;
   std::vector<std::uint8_t> buffer;
+  std::vector<std::size_t> converted;
+  for (std::size_t i = 0; i < decisions.size(); ++i) {
+    if (decisions[i].convert) converted.push_back(i);
+  }
+  detail::ReadAhead reader(
+      converted.size(), [&](std::size_t k) { return static_cast<std::size_t>(in.tensors()[converted[k]].bytes); },
+      [&](std::size_t k, std::span<std::byte> out) {
+        in.read(in.tensors()[converted[k]], {reinterpret_cast<std::uint8_t*>(out.data()), out.size()});
+      });
   for (std::size_t i = 0; i < in.tensors().size(); ++i) {
     const gguf::TensorInfo& t = in.tensors()[i];
     if (options.progress) options.progress(done, total, t.name);
@@ -138,7 +147,9 @@ ModelReport quantize_gguf(const fs::path& input, const fs::path& output, const G
     };
     try {
       if (decisions[i].convert) {
-        report.tensors[i].error = convert_tensor(in, t, decisions[i].type, writer, buffer, advance);
+        const std::span<const std::byte> staged = reader.next();
+        report.tensors[i].error = convert_tensor({reinterpret_cast<const std::uint8_t*>(staged.data()), staged.size()}, t,
+                                                 decisions[i].type, writer, buffer, advance);
       } else {
         const std::span<const std::uint8_t> data = in.data(t);
         for (std::uint64_t at = 0; at < data.size(); at += kBatch) {

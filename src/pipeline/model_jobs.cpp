@@ -19,6 +19,7 @@
 #include "core/file_io.hpp"
 #include "zeropoint/error.hpp"
 #include "pipeline/ggml_convert.hpp"
+#include "pipeline/staging.hpp"
 #include "zeropoint/formats/gguf.hpp"
 #include "zeropoint/formats/safetensors.hpp"
 #include "zeropoint/ggml_model.hpp"
@@ -230,90 +231,38 @@ std::map<std::string, QuantizedEntry> read_quantized_entries(const st::Checkpoin
   return out;
 }
 
-// Tensors to quantize are copied (pread) into memory of our own before they are read: the data
-// is read two or three times (range, codes, error), and walking the file's mapping 4 KiB page by
-// page costs more than the copy, on virtual machines most (nested page walks). The buffer asks
-// for huge pages, grows to the largest tensor and is reused.
-class Staging {
+// Reads the tensors `order` names (indices into ck.tensors()) one ahead, as views.
+class TensorReadAhead {
  public:
-  Staging() = default;
-  Staging(const Staging&) = delete;
-  Staging& operator=(const Staging&) = delete;
-  ~Staging() { std::free(data_); }
-
-  void fill(const st::File& file, const st::TensorInfo& t) {
-    if (!t.type) throw Error(fmt::format("{}: tensor '{}' has dtype {}, which zeropoint cannot read", file.path().string(), t.name, t.dtype));
-    reserve(static_cast<std::size_t>(t.size));
-    file.read(t, {data_, static_cast<std::size_t>(t.size)});
-  }
-  TensorView view(const st::TensorInfo& t) const { return TensorView(data_, *t.type, t.shape); }
-
- private:
-  void reserve(std::size_t bytes) {
-    constexpr std::size_t kHuge = std::size_t{2} << 20;
-    if (bytes <= capacity_) return;
-    std::free(data_);
-    capacity_ = (bytes + kHuge - 1) / kHuge * kHuge;
-    data_ = static_cast<std::byte*>(std::aligned_alloc(kHuge, capacity_));
-    if (!data_) {
-      capacity_ = 0;
-      throw Error(fmt::format("out of memory staging a tensor of {} bytes", bytes));
-    }
-#ifdef MADV_HUGEPAGE
-    ::madvise(data_, capacity_, MADV_HUGEPAGE);
-#endif
-  }
-
-  std::byte* data_ = nullptr;
-  std::size_t capacity_ = 0;
-};
-
-// Tensors across threads: while one tensor is quantized (by the kernels' threads), a second
-// thread reads the next one into the other of two staging buffers, so reading overlaps
-// computing. Memory: two staging buffers, each the size of the largest tensor read.
-class ReadAhead {
- public:
-  ReadAhead(const st::Checkpoint& ck, std::vector<std::size_t> order) : ck_(ck), order_(std::move(order)) {
-    if (!order_.empty()) start(0);
-  }
-  ReadAhead(const ReadAhead&) = delete;
-  ReadAhead& operator=(const ReadAhead&) = delete;
-  ~ReadAhead() {
-    if (pending_.valid()) pending_.wait();
-  }
+  TensorReadAhead(const st::Checkpoint& ck, std::vector<std::size_t> order)
+      : ck_(ck),
+        order_(std::move(order)),
+        reader_(
+            order_.size(), [this](std::size_t k) { return static_cast<std::size_t>(info(k).size); },
+            [this](std::size_t k, std::span<std::byte> out) {
+              const st::TensorInfo& t = info(k);
+              const st::File& file = ck_.files()[ck_.tensors()[order_[k]].file];
+              if (!t.type) {
+                throw Error(fmt::format("{}: tensor '{}' has dtype {}, which zeropoint cannot read", file.path().string(),
+                                        t.name, t.dtype));
+              }
+              file.read(t, out);
+            }) {}
 
   // The next tensor of the order; the previous view is invalid from now on.
   TensorView next() {
-    pending_.get();  // rethrows a read error
-    const std::size_t k = next_++;
-    if (next_ < order_.size()) start(next_);
-    return buffers_[k % 2].view(*ck_.tensors()[order_[k]].info);
+    const st::TensorInfo& t = info(next_++);
+    return TensorView(reader_.next().data(), *t.type, t.shape);
   }
 
  private:
-  void start(std::size_t k) {
-    const auto& e = ck_.tensors()[order_[k]];
-    pending_ = std::async(std::launch::async, [this, k, &e] { buffers_[k % 2].fill(ck_.files()[e.file], *e.info); });
-  }
+  const st::TensorInfo& info(std::size_t k) const { return *ck_.tensors()[order_[k]].info; }
 
   const st::Checkpoint& ck_;
   std::vector<std::size_t> order_;
-  Staging buffers_[2];
-  std::future<void> pending_;
+  detail::ReadAhead reader_;
   std::size_t next_ = 0;
 };
-
-// Room for `bytes` in `v` without touching it, in huge pages where the kernel gives them (the
-// first touch of fresh memory is a page fault per 4 KiB otherwise).
-void reserve_huge(std::vector<std::uint8_t>& v, std::size_t bytes) {
-  v.reserve(bytes);
-#ifdef MADV_HUGEPAGE
-  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
-  const auto begin = (reinterpret_cast<std::uintptr_t>(v.data()) + kHuge - 1) / kHuge * kHuge;
-  const auto end = reinterpret_cast<std::uintptr_t>(v.data()) + v.capacity();
-  if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#endif
-}
 
 // The largest codes of any tensor the report quantizes.
 std::size_t largest_codes(const ModelReport& r) {
@@ -365,7 +314,7 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
     } catch (const Error& e) {
       throw Error(fmt::format("{}: {}", ck.files()[entry.file].path().string(), e.what()));
     }
-    TensorRecord r{t.name, t.dtype, t.shape, t.size, t.size, std::nullopt, d.reason, std::nullopt};
+    TensorRecord r{t.name, t.dtype, t.shape, t.size, t.size, std::nullopt, d.reason, std::nullopt, std::nullopt, false};
     if (d.quantize) {
       r.scheme = d.scheme;
       r.bytes_out = static_cast<std::uint64_t>(quantized_bytes(t.shape, d.scheme));
@@ -399,12 +348,12 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
   metadata[kMetadataKey] = describe_quantized(quantized);
   ShardedWriter writer(files, planned, metadata);
   QuantizedTensor q;  // reused: fresh memory is slow to touch
-  reserve_huge(q.data, largest_codes(report));
+  detail::reserve_huge(q.data, largest_codes(report));
   std::vector<std::size_t> to_read;
   for (std::size_t i = 0; i < decisions.size(); ++i) {
     if (decisions[i].quantize) to_read.push_back(i);
   }
-  ReadAhead reader(ck, std::move(to_read));
+  TensorReadAhead reader(ck, std::move(to_read));
   std::uint64_t done = 0, total_out = 0;
   for (const st::PlannedTensor& p : planned) total_out += data_bytes(p);
   for (std::size_t i = 0; i < ck.tensors().size(); ++i) {
@@ -485,11 +434,11 @@ ModelReport dequantize_model(const fs::path& input, const fs::path& output, std:
       const DType to = out_dtype_of(e);
       planned.push_back({c->second, std::string(st::dtype_name(to)), e.shape});
       TensorRecord r{c->second, std::string(st::dtype_name(to)), e.shape, 0,
-                     static_cast<std::uint64_t>(checked_numel(e.shape)) * dtype_size(to), e.scheme, "", std::nullopt};
+                     static_cast<std::uint64_t>(checked_numel(e.shape)) * dtype_size(to), e.scheme, "", std::nullopt, std::nullopt, false};
       report.tensors.push_back(std::move(r));
     } else {
       planned.push_back({t.name, t.dtype, t.shape});
-      report.tensors.push_back({t.name, t.dtype, t.shape, t.size, t.size, std::nullopt, "", std::nullopt});
+      report.tensors.push_back({t.name, t.dtype, t.shape, t.size, t.size, std::nullopt, "", std::nullopt, std::nullopt, false});
     }
     sources.push_back(&entry);
   }
@@ -595,7 +544,7 @@ ModelReport inspect_model(const fs::path& input) {
     const st::TensorInfo& t = *entry.info;
     const auto o = owner.find(t.name);
     if (o == owner.end()) {
-      report.tensors.push_back({t.name, t.dtype, t.shape, t.size, t.size, std::nullopt, "", std::nullopt});
+      report.tensors.push_back({t.name, t.dtype, t.shape, t.size, t.size, std::nullopt, "", std::nullopt, std::nullopt, false});
       report.bytes_in += t.size;
       report.bytes_out += t.size;
       continue;
@@ -605,7 +554,7 @@ ModelReport inspect_model(const fs::path& input) {
     if (fresh) {
       const auto info = st::dtype_info(e.dtype);
       const std::uint64_t original = static_cast<std::uint64_t>(checked_numel(e.shape)) * (info ? info->size : 4);
-      report.tensors.push_back({o->second, e.dtype, e.shape, original, 0, e.scheme, "", std::nullopt});
+      report.tensors.push_back({o->second, e.dtype, e.shape, original, 0, e.scheme, "", std::nullopt, std::nullopt, false});
       report.bytes_in += original;
     }
     report.tensors[it->second].bytes_out += t.size;
@@ -732,7 +681,7 @@ AnalyzeReport analyze_model(const fs::path& input, const std::vector<Candidate>&
   for (std::size_t i = 0; i < ck.tensors().size(); ++i) {
     if (is_candidate(*ck.tensors()[i].info)) to_read.push_back(i);
   }
-  ReadAhead reader(ck, std::move(to_read));
+  TensorReadAhead reader(ck, std::move(to_read));
   for (const auto& entry : ck.tensors()) {
     const st::File& file = ck.files()[entry.file];
     const st::TensorInfo& t = *entry.info;

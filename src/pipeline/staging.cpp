@@ -1,0 +1,67 @@
+#include "pipeline/staging.hpp"
+
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "zeropoint/error.hpp"
+
+namespace zp::detail {
+
+Staging::~Staging() { std::free(data_); }
+
+std::span<std::byte> Staging::reserve(std::size_t bytes) {
+  constexpr std::size_t kHuge = std::size_t{2} << 20;
+  if (bytes > capacity_) {
+    std::free(data_);
+    capacity_ = (bytes + kHuge - 1) / kHuge * kHuge;
+    data_ = static_cast<std::byte*>(std::aligned_alloc(kHuge, capacity_));
+    if (!data_) {
+      capacity_ = 0;
+      throw Error(fmt::format("out of memory staging a tensor of {} bytes", bytes));
+    }
+#ifdef MADV_HUGEPAGE
+    ::madvise(data_, capacity_, MADV_HUGEPAGE);
+#endif
+  }
+  return {data_, bytes};
+}
+
+ReadAhead::ReadAhead(std::size_t count, std::function<std::size_t(std::size_t)> size,
+                     std::function<void(std::size_t, std::span<std::byte>)> read)
+    : count_(count), size_(std::move(size)), read_(std::move(read)) {
+  if (count_ > 0) start(0);
+}
+
+ReadAhead::~ReadAhead() {
+  if (pending_.valid()) pending_.wait();
+}
+
+std::span<const std::byte> ReadAhead::next() {
+  pending_.get();
+  const std::size_t k = next_++;
+  if (next_ < count_) start(next_);
+  return filled_[k % 2];
+}
+
+void ReadAhead::start(std::size_t k) {
+  pending_ = std::async(std::launch::async, [this, k] {
+    filled_[k % 2] = buffers_[k % 2].reserve(size_(k));
+    read_(k, filled_[k % 2]);
+  });
+}
+
+void reserve_huge(std::vector<std::uint8_t>& v, std::size_t bytes) {
+  v.reserve(bytes);
+#ifdef MADV_HUGEPAGE
+  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(v.data()) + kHuge - 1) / kHuge * kHuge;
+  const auto end = reinterpret_cast<std::uintptr_t>(v.data()) + v.capacity();
+  if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#endif
+}
+
+}  // namespace zp::detail
