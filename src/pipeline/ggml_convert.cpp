@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
-#include <mutex>
 #include <vector>
 
 #include <fmt/format.h>
@@ -82,11 +80,11 @@ void convert_values(const GgmlValues& from, ggml::Type to, std::span<std::uint8_
   }
 
   const std::int64_t pieces = static_cast<std::int64_t>((from.elements + kPiece - 1) / kPiece);
-  std::mutex mutex;
-  std::map<std::int64_t, ErrorAccumulator> by_first_piece;
+  // One accumulator per piece, merged in piece order: the sums are then grouped the same way
+  // whatever the number of threads.
+  std::vector<ErrorAccumulator> by_piece(static_cast<std::size_t>(pieces));
   parallel_for(pieces, 4, [&](std::int64_t begin, std::int64_t end) {
     Scratch s;
-    ErrorAccumulator acc;
     for (std::int64_t i = begin; i < end; ++i) {
       const std::uint64_t first = static_cast<std::uint64_t>(i) * kPiece;
       const std::size_t n = static_cast<std::size_t>(std::min(kPiece, from.elements - first));
@@ -102,12 +100,10 @@ void convert_values(const GgmlValues& from, ggml::Type to, std::span<std::uint8_
       dst.quantize(x, blocks, {});
       s.restored.resize(n);
       dst.dequantize(blocks, s.restored);
-      acc.add(x, s.restored, first_index + static_cast<std::int64_t>(first));
+      by_piece[static_cast<std::size_t>(i)].add(x, s.restored, first_index + static_cast<std::int64_t>(first));
     }
-    const std::lock_guard lock(mutex);
-    by_first_piece.emplace(begin, acc);
   });
-  for (const auto& [first, acc] : by_first_piece) error.merge(acc);
+  for (const ErrorAccumulator& acc : by_piece) error.merge(acc);
 }
 
 std::int64_t measure_ggml(const TensorView& x, ggml::Type type, ErrorMetrics& error) {
