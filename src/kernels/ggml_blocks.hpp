@@ -112,6 +112,14 @@ void kq_q2_K_finish(const float* x, const float* scales, const float* mins, std:
 void kq_k4_finish(const float* x, const float* scales, const float* mins, std::uint8_t* L, int nmax,
                   std::uint8_t* y) noexcept;  // q4_K (nmax 15) and q5_K (31)
 void kq_q6_K_finish(const float* x, const float* scales, std::int8_t* L, std::uint8_t* y) noexcept;
+// The parts of kq_k4_finish and kq_q6_K_finish around the requantization, for the SIMD path's own
+// (vectorized) requantization: the 6-bit scales and minimums with d and dmin; the packing of the
+// codes. kq_q6_K_scales returns false for a block whose scales are all zero (it has then written
+// the whole, all-zero block).
+void kq_k4_scales(const float* scales, const float* mins, std::uint8_t* y) noexcept;
+void kq_k4_pack(const std::uint8_t* L, int nmax, std::uint8_t* y) noexcept;
+bool kq_q6_K_scales(const float* scales, std::uint8_t* y) noexcept;
+void kq_q6_K_pack(const std::int8_t* L, std::uint8_t* y) noexcept;
 
 }  // namespace detail
 

@@ -5,10 +5,13 @@
 // scale (ggml's make_qkx2_quants / make_qx_quants: 16 to 21 trial scales, each a pass over the
 // sub-block). Each SIMD lane runs the search of one sub-block, so every sum is formed in the
 // reference's order and every step is the same IEEE operation; the sub-blocks are transposed in
-// (value i of lane k at xt[i * N + k]) and the codes transposed out. ggml's nearest_int is
-// reproduced bit for bit (the float-adder trick, garbage included), and the C comparisons as
-// selects, so lanes agree with the scalar code even where a trial scale degenerates. The
-// super-block tail (6-bit scales, requantization, packing) is the reference's own code.
+// (kG vectors at once, value i of lane k at xt[i * kG * N + k]) and the codes transposed out.
+// The kG vectors advance together through each loop, so kG independent chains of sequential
+// adds hide the add latency. ggml's nearest_int is reproduced bit for bit (the float-adder
+// trick, garbage included), or, when every |v| < 2^22 is guaranteed for the lanes that count,
+// by the equivalent cheaper float form; the C comparisons become selects, so lanes agree with
+// the scalar code even where a trial scale degenerates. The super-block tail takes the
+// reference's scale coding and packing, with the requantization division vectorized.
 // Super-blocks holding NaN or infinity go to the reference whole (NaN payloads could otherwise
 // depend on operand order). q3_K, q8_K and the importance paths of q2_K/q4_K/q5_K use the
 // reference.
@@ -24,6 +27,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/ggml_blocks.hpp"
 
@@ -54,6 +58,20 @@ HWY_INLINE VF NearestClamped(DF df, VF v, int lo, int hi) {
   return hn::ConvertTo(df, hn::Sub(m, hn::Set(di, 0x00400000)));
 }
 
+using DU8 = hn::Rebind<std::uint8_t, DF>;
+using DI8 = hn::Rebind<std::int8_t, DF>;
+
+// q4_K / q5_K scale and minimum codes of sub-block j (the reference's get_scale_min).
+void ScaleMinK4(int j, const std::uint8_t* q, int& d, int& m) {
+  if (j < 4) {
+    d = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+  }
+}
+
 // Whether every value of the span is finite.
 bool AllFinite(const float* x, std::size_t n) {
   const DF df;
@@ -66,173 +84,306 @@ bool AllFinite(const float* x, std::size_t n) {
 // ---------------------------------------------------------------------------------------------
 // Quantize.
 
-// Scratch for one vector of sub-blocks of up to 32 values, transposed.
+// Vectors of sub-blocks searched together: each inner loop advances kG independent sums per
+// step, which hides the add latency of the sequential (ggml-ordered) sums.
+constexpr int kG = 4;
+
+// Scratch for kG vectors of sub-blocks of up to 32 values, transposed: value i of sub-block
+// s (s < kG * N) at [i * kG * N + s], so vector g of value i is at [(i * kG + g) * N].
 struct Lanes {
-  alignas(64) float x[32 * kMaxLanes];
-  alignas(64) float w[32 * kMaxLanes];
-  alignas(64) float best[32 * kMaxLanes];  // codes of the best trial so far
-  alignas(64) float trial[32 * kMaxLanes];
-  alignas(64) float scale[kMaxLanes];
-  alignas(64) float the_min[kMaxLanes];
+  alignas(64) float x[32 * kG * kMaxLanes];
+  alignas(64) float w[32 * kG * kMaxLanes];
+  alignas(64) float best[32 * kG * kMaxLanes];  // codes of the best trial so far
+  alignas(64) float trial[32 * kG * kMaxLanes];
+  alignas(64) float scale[kG * kMaxLanes];
+  alignas(64) float the_min[kG * kMaxLanes];
 };
 
-// x[s * n + i] for lanes s < count; missing lanes read zeros (a degenerate search, discarded).
-void TransposeIn(const float* x, int n, std::size_t count, std::size_t N, float* xt) {
-  for (std::size_t k = 0; k < N; ++k) {
+// xt[i * stride + k] = x[k * n + i] for lanes k < count; missing lanes read zeros (a degenerate
+// search, discarded). Whole vectors of lanes by gathers, a partial one value by value.
+void TransposeIn(const float* x, int n, std::size_t count, std::size_t stride, float* xt) {
+  const DF df;
+  const DI di;
+  const std::size_t N = hn::Lanes(df);
+  const VI index = hn::Mul(hn::Iota(di, 0), hn::Set(di, n));
+  std::size_t k0 = 0;
+  for (; k0 + N <= count; k0 += N) {
+    for (int i = 0; i < n; ++i) {
+      hn::Store(hn::GatherIndex(df, x + k0 * static_cast<std::size_t>(n) + i, index), df, xt + static_cast<std::size_t>(i) * stride + k0);
+    }
+  }
+  for (std::size_t k = k0; k < stride; ++k) {
     if (k < count) {
-      for (int i = 0; i < n; ++i) xt[static_cast<std::size_t>(i) * N + k] = x[k * static_cast<std::size_t>(n) + i];
+      for (int i = 0; i < n; ++i) xt[static_cast<std::size_t>(i) * stride + k] = x[k * static_cast<std::size_t>(n) + i];
     } else {
-      for (int i = 0; i < n; ++i) xt[static_cast<std::size_t>(i) * N + k] = 0.0f;
+      for (int i = 0; i < n; ++i) xt[static_cast<std::size_t>(i) * stride + k] = 0.0f;
     }
   }
 }
+// L[k * n + i] = lt[i * stride + k] for lanes k < count (codes are small non-negative
+// integers held as floats).
 template <class Code>
-void TransposeOut(const float* lt, int n, std::size_t count, std::size_t N, Code* L) {
+void TransposeOut(const float* lt, int n, std::size_t count, std::size_t stride, Code* L) {
+  const DF df;
+  const DI di;
+  const std::size_t N = hn::Lanes(df);
+  const VI index = hn::Mul(hn::Iota(di, 0), hn::Set(di, static_cast<int>(stride)));
+  using DC = hn::Rebind<Code, DF>;
   for (std::size_t k = 0; k < count; ++k) {
-    for (int i = 0; i < n; ++i) L[k * static_cast<std::size_t>(n) + i] = static_cast<Code>(lt[static_cast<std::size_t>(i) * N + k]);
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n); i += N) {
+      const VI codes = hn::ConvertTo(di, hn::GatherIndex(df, lt + i * stride + k, index));
+      hn::StoreU(hn::DemoteTo(DC(), codes), DC(), L + k * static_cast<std::size_t>(n) + i);
+    }
   }
 }
 
-// detail::kq_fit_affine in every lane at once (see the reference for the procedure).
+// The codes clamp(nearest_int(v), lo, hi) as floats, exactly as NearestClamped when every
+// |v| < 2^22: v + 1.5*2^23 is then the float 1.5*2^23 + round-half-even(v), so the clamp and
+// the subtraction are exact in float (four operations instead of six).
+HWY_INLINE VF NearestClampedTame(DF df, VF v, int lo, int hi) {
+  const VF magic = hn::Set(df, 12582912.f);
+  const VF t = hn::Add(v, magic);
+  return hn::Sub(hn::Max(hn::Min(t, hn::Set(df, 12582912.f + static_cast<float>(hi))),
+                         hn::Set(df, 12582912.f + static_cast<float>(lo))),
+                 magic);
+}
+
+// Whether |iscale * (x - min)| < 2^22 can be guaranteed for every value (|x| <= amax) of the
+// lanes that count (not `ignore`): |x - min| <= |x| + |min| and rounding is monotonic, so
+// |iscale| * (amax + |min|) < 2^21 suffices (false for an infinite or NaN bound).
+template <class M>
+HWY_INLINE M TameLanes(DF df, VF iscale, VF amax, VF min) {
+  return hn::Lt(hn::Mul(hn::Abs(iscale), hn::Add(amax, hn::Abs(min))), hn::Set(df, 2097152.f));
+}
+
+// detail::kq_fit_affine in every lane of kG vectors at once (see the reference for the
+// procedure). Lanes whose group is constant (max == min) are discarded at the end, as the
+// reference returns early for them.
 template <int kN, int kNmax, bool kMad>
 void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
   const DF df;
   const std::size_t N = hn::Lanes(df);
+  using M = hn::Mask<DF>;
   const VF zero = hn::Zero(df);
-  auto X = [&](int i) { return hn::Load(df, s.x + static_cast<std::size_t>(i) * N); };
-  auto W = [&](int i) { return hn::Load(df, s.w + static_cast<std::size_t>(i) * N); };
+  auto at = [&](int i, int g) { return (static_cast<std::size_t>(i) * kG + static_cast<std::size_t>(g)) * N; };
+  auto X = [&](int i, int g) { return hn::Load(df, s.x + at(i, g)); };
+  auto W = [&](int i, int g) { return hn::Load(df, s.w + at(i, g)); };
   auto err = [&](VF diff) { return kMad ? hn::Abs(diff) : hn::Mul(diff, diff); };
 
-  VF min = X(0), max = X(0);
-  VF sum_w = W(0);
-  VF sum_x = hn::Mul(sum_w, X(0));
-  for (int i = 1; i < kN; ++i) {
-    const VF x = X(i), w = W(i);
-    min = hn::IfThenElse(hn::Lt(x, min), x, min);
-    max = hn::IfThenElse(hn::Gt(x, max), x, max);
-    sum_w = hn::Add(sum_w, w);
-    sum_x = hn::Add(sum_x, hn::Mul(w, x));
+  VF min[kG], max[kG], sum_w[kG], sum_x[kG], amax[kG], min0[kG], scale[kG], best_error[kG], iscale[kG];
+  M degenerate[kG];
+  for (int g = 0; g < kG; ++g) {
+    min[g] = max[g] = X(0, g);
+    amax[g] = hn::Abs(X(0, g));
+    sum_w[g] = W(0, g);
+    sum_x[g] = hn::Mul(sum_w[g], X(0, g));
   }
-  min = hn::IfThenElse(hn::Gt(min, zero), zero, min);
-  const VF min0 = min;
-  const auto degenerate = hn::Eq(max, min);
-
-  VF iscale = hn::Div(hn::Set(df, static_cast<float>(kNmax)), hn::Sub(max, min));
-  VF scale = hn::Div(hn::Set(df, 1.0f), iscale);
-  VF best_error = zero;
+  for (int i = 1; i < kN; ++i) {
+    for (int g = 0; g < kG; ++g) {
+      const VF x = X(i, g), w = W(i, g);
+      min[g] = hn::IfThenElse(hn::Lt(x, min[g]), x, min[g]);
+      max[g] = hn::IfThenElse(hn::Gt(x, max[g]), x, max[g]);
+      amax[g] = hn::Max(amax[g], hn::Abs(x));
+      sum_w[g] = hn::Add(sum_w[g], w);
+      sum_x[g] = hn::Add(sum_x[g], hn::Mul(w, x));
+    }
+  }
+  bool tame = true;
+  for (int g = 0; g < kG; ++g) {
+    min[g] = hn::IfThenElse(hn::Gt(min[g], zero), zero, min[g]);
+    min0[g] = min[g];
+    degenerate[g] = hn::Eq(max[g], min[g]);
+    iscale[g] = hn::Div(hn::Set(df, static_cast<float>(kNmax)), hn::Sub(max[g], min[g]));
+    scale[g] = hn::Div(hn::Set(df, 1.0f), iscale[g]);
+    best_error[g] = zero;
+    tame = tame && hn::AllTrue(df, hn::Or(degenerate[g], TameLanes<M>(df, iscale[g], amax[g], min[g])));
+  }
+  // Codes of one value of one vector: the cheap form when every lane that counts is tame.
+  auto code = [&](bool is_tame, VF v) {
+    return is_tame ? NearestClampedTame(df, v, 0, kNmax) : NearestClamped(df, v, 0, kNmax);
+  };
   for (int i = 0; i < kN; ++i) {
-    const VF x = X(i);
-    const VF l = NearestClamped(df, hn::Mul(iscale, hn::Sub(x, min)), 0, kNmax);
-    hn::Store(l, df, s.best + static_cast<std::size_t>(i) * N);
-    const VF diff = hn::Sub(hn::Add(hn::Mul(scale, l), min), x);
-    best_error = hn::Add(best_error, hn::Mul(W(i), err(diff)));
+    for (int g = 0; g < kG; ++g) {
+      const VF x = X(i, g);
+      const VF l = code(tame, hn::Mul(iscale[g], hn::Sub(x, min[g])));
+      hn::Store(l, df, s.best + at(i, g));
+      const VF diff = hn::Sub(hn::Add(hn::Mul(scale[g], l), min[g]), x);
+      best_error[g] = hn::Add(best_error[g], hn::Mul(W(i, g), err(diff)));
+    }
   }
   for (int is = 0; is <= nstep; ++is) {
     const float numerator = rmin + rdelta * static_cast<float>(is) + static_cast<float>(kNmax);
-    iscale = hn::Div(hn::Set(df, numerator), hn::Sub(max, min));
-    VF sum_l = zero, sum_l2 = zero, sum_xl = zero;
-    for (int i = 0; i < kN; ++i) {
-      const VF x = X(i);
-      const VF l = NearestClamped(df, hn::Mul(iscale, hn::Sub(x, min)), 0, kNmax);
-      hn::Store(l, df, s.trial + static_cast<std::size_t>(i) * N);
-      const VF wl = hn::Mul(W(i), l);
-      sum_l = hn::Add(sum_l, wl);
-      sum_l2 = hn::Add(sum_l2, hn::Mul(wl, l));
-      sum_xl = hn::Add(sum_xl, hn::Mul(wl, x));
+    tame = true;
+    for (int g = 0; g < kG; ++g) {
+      iscale[g] = hn::Div(hn::Set(df, numerator), hn::Sub(max[g], min[g]));
+      tame = tame && hn::AllTrue(df, hn::Or(degenerate[g], TameLanes<M>(df, iscale[g], amax[g], min[g])));
     }
-    const VF D = hn::Sub(hn::Mul(sum_w, sum_l2), hn::Mul(sum_l, sum_l));
-    const auto solvable = hn::Gt(D, zero);
-    if (hn::AllFalse(df, solvable)) continue;
-    VF this_scale = hn::Div(hn::Sub(hn::Mul(sum_w, sum_xl), hn::Mul(sum_x, sum_l)), D);
-    VF this_min = hn::Div(hn::Sub(hn::Mul(sum_l2, sum_x), hn::Mul(sum_l, sum_xl)), D);
-    const auto positive = hn::Gt(this_min, zero);
-    this_min = hn::IfThenElse(positive, zero, this_min);
-    this_scale = hn::IfThenElse(positive, hn::Div(sum_xl, sum_l2), this_scale);
-    VF cur_error = zero;
-    for (int i = 0; i < kN; ++i) {
-      const VF l = hn::Load(df, s.trial + static_cast<std::size_t>(i) * N);
-      const VF diff = hn::Sub(hn::Add(hn::Mul(this_scale, l), this_min), X(i));
-      cur_error = hn::Add(cur_error, hn::Mul(W(i), err(diff)));
+    VF sum_l[kG], sum_l2[kG], sum_xl[kG];
+    for (int g = 0; g < kG; ++g) sum_l[g] = sum_l2[g] = sum_xl[g] = zero;
+    auto sums = [&](auto is_tame) {
+      for (int i = 0; i < kN; ++i) {
+        for (int g = 0; g < kG; ++g) {
+          const VF x = X(i, g);
+          const VF l = code(is_tame.value, hn::Mul(iscale[g], hn::Sub(x, min[g])));
+          hn::Store(l, df, s.trial + at(i, g));
+          const VF wl = hn::Mul(W(i, g), l);
+          sum_l[g] = hn::Add(sum_l[g], wl);
+          sum_l2[g] = hn::Add(sum_l2[g], hn::Mul(wl, l));
+          sum_xl[g] = hn::Add(sum_xl[g], hn::Mul(wl, x));
+        }
+      }
+    };
+    if (tame) {
+      sums(std::true_type());
+    } else {
+      sums(std::false_type());
     }
-    const auto better = hn::And(solvable, hn::Lt(cur_error, best_error));
-    if (hn::AllFalse(df, better)) continue;
-    for (int i = 0; i < kN; ++i) {
-      float* b = s.best + static_cast<std::size_t>(i) * N;
-      hn::Store(hn::IfThenElse(better, hn::Load(df, s.trial + static_cast<std::size_t>(i) * N), hn::Load(df, b)), df, b);
+    VF this_scale[kG], this_min[kG];
+    M solvable[kG];
+    bool any = false;
+    for (int g = 0; g < kG; ++g) {
+      const VF D = hn::Sub(hn::Mul(sum_w[g], sum_l2[g]), hn::Mul(sum_l[g], sum_l[g]));
+      solvable[g] = hn::Gt(D, zero);
+      any = any || !hn::AllFalse(df, solvable[g]);
+      this_scale[g] = hn::Div(hn::Sub(hn::Mul(sum_w[g], sum_xl[g]), hn::Mul(sum_x[g], sum_l[g])), D);
+      this_min[g] = hn::Div(hn::Sub(hn::Mul(sum_l2[g], sum_x[g]), hn::Mul(sum_l[g], sum_xl[g])), D);
+      const auto positive = hn::Gt(this_min[g], zero);
+      this_min[g] = hn::IfThenElse(positive, zero, this_min[g]);
+      this_scale[g] = hn::IfThenElse(positive, hn::Div(sum_xl[g], sum_l2[g]), this_scale[g]);
     }
-    best_error = hn::IfThenElse(better, cur_error, best_error);
-    scale = hn::IfThenElse(better, this_scale, scale);
-    min = hn::IfThenElse(better, this_min, min);
+    if (!any) continue;
+    VF cur_error[kG];
+    for (int g = 0; g < kG; ++g) cur_error[g] = zero;
+    for (int i = 0; i < kN; ++i) {
+      for (int g = 0; g < kG; ++g) {
+        const VF l = hn::Load(df, s.trial + at(i, g));
+        const VF diff = hn::Sub(hn::Add(hn::Mul(this_scale[g], l), this_min[g]), X(i, g));
+        cur_error[g] = hn::Add(cur_error[g], hn::Mul(W(i, g), err(diff)));
+      }
+    }
+    M better[kG];
+    any = false;
+    for (int g = 0; g < kG; ++g) {
+      better[g] = hn::And(solvable[g], hn::Lt(cur_error[g], best_error[g]));
+      any = any || !hn::AllFalse(df, better[g]);
+    }
+    if (!any) continue;
+    for (int i = 0; i < kN; ++i) {
+      for (int g = 0; g < kG; ++g) {
+        float* b = s.best + at(i, g);
+        hn::Store(hn::IfThenElse(better[g], hn::Load(df, s.trial + at(i, g)), hn::Load(df, b)), df, b);
+      }
+    }
+    for (int g = 0; g < kG; ++g) {
+      best_error[g] = hn::IfThenElse(better[g], cur_error[g], best_error[g]);
+      scale[g] = hn::IfThenElse(better[g], this_scale[g], scale[g]);
+      min[g] = hn::IfThenElse(better[g], this_min[g], min[g]);
+    }
   }
   // A constant group: codes 0, scale 0, minimum from before the search.
   for (int i = 0; i < kN; ++i) {
-    float* b = s.best + static_cast<std::size_t>(i) * N;
-    hn::Store(hn::IfThenElseZero(hn::Not(degenerate), hn::Load(df, b)), df, b);
+    for (int g = 0; g < kG; ++g) {
+      float* b = s.best + at(i, g);
+      hn::Store(hn::IfThenElseZero(hn::Not(degenerate[g]), hn::Load(df, b)), df, b);
+    }
   }
-  hn::Store(hn::IfThenElseZero(hn::Not(degenerate), scale), df, s.scale);
-  hn::Store(hn::Neg(hn::IfThenElse(degenerate, min0, min)), df, s.the_min);
+  for (int g = 0; g < kG; ++g) {
+    hn::Store(hn::IfThenElseZero(hn::Not(degenerate[g]), scale[g]), df, s.scale + static_cast<std::size_t>(g) * N);
+    hn::Store(hn::Neg(hn::IfThenElse(degenerate[g], min0[g], min[g])), df, s.the_min + static_cast<std::size_t>(g) * N);
+  }
 }
 
-// fit_symmetric (ggml's make_qx_quants, rmse_type 1) with n = 16, nmax = 32 in every lane;
-// weights x^2, or importance when given (s.w then holds it).
+// fit_symmetric (ggml's make_qx_quants, rmse_type 1) with n = 16, nmax = 32 in every lane of kG
+// vectors; weights x^2, or importance when given (s.w then holds it). Every lane that counts
+// (largest magnitude >= 1e-15, finite values) has |iscale * x| <= about 33, so the codes take
+// the cheap exact form; all-zero groups are discarded at the end.
 void FitSymmetric16(Lanes& s, bool weighted) {
   constexpr int kN = 16, kNmax = 32;
   const DF df;
   const std::size_t N = hn::Lanes(df);
+  using M = hn::Mask<DF>;
   const VF zero = hn::Zero(df);
-  auto X = [&](int i) { return hn::Load(df, s.x + static_cast<std::size_t>(i) * N); };
+  auto at = [&](int i, int g) { return (static_cast<std::size_t>(i) * kG + static_cast<std::size_t>(g)) * N; };
+  auto X = [&](int i, int g) { return hn::Load(df, s.x + at(i, g)); };
   if (!weighted) {
-    for (int i = 0; i < kN; ++i) hn::Store(hn::Mul(X(i), X(i)), df, s.w + static_cast<std::size_t>(i) * N);
-  }
-  auto W = [&](int i) { return hn::Load(df, s.w + static_cast<std::size_t>(i) * N); };
-  VF max = zero, amax = zero;
-  for (int i = 0; i < kN; ++i) {
-    const VF x = X(i), ax = hn::Abs(x);
-    const auto larger = hn::Gt(ax, amax);
-    amax = hn::IfThenElse(larger, ax, amax);
-    max = hn::IfThenElse(larger, x, max);
-  }
-  const auto zero_group = hn::Lt(amax, hn::Set(df, 1e-15f));
-  // Per value, (w*x) is the same in every pass: the reference's w*x*l is (w*x)*l.
-  alignas(64) float wx[kN * kMaxLanes];
-  for (int i = 0; i < kN; ++i) hn::Store(hn::Mul(W(i), X(i)), df, wx + static_cast<std::size_t>(i) * N);
-  auto pass = [&](VF iscale, float* codes, VF& sumlx, VF& suml2) {
-    sumlx = zero;
-    suml2 = zero;
     for (int i = 0; i < kN; ++i) {
-      const VF l = NearestClamped(df, hn::Mul(iscale, X(i)), -kNmax, kNmax - 1);
-      if (codes) hn::Store(l, df, codes + static_cast<std::size_t>(i) * N);
-      sumlx = hn::Add(sumlx, hn::Mul(hn::Load(df, wx + static_cast<std::size_t>(i) * N), l));
-      suml2 = hn::Add(suml2, hn::Mul(hn::Mul(W(i), l), l));
+      for (int g = 0; g < kG; ++g) hn::Store(hn::Mul(X(i, g), X(i, g)), df, s.w + at(i, g));
+    }
+  }
+  auto W = [&](int i, int g) { return hn::Load(df, s.w + at(i, g)); };
+  VF max[kG], amax[kG];
+  for (int g = 0; g < kG; ++g) max[g] = amax[g] = zero;
+  for (int i = 0; i < kN; ++i) {
+    for (int g = 0; g < kG; ++g) {
+      const VF x = X(i, g), ax = hn::Abs(x);
+      const auto larger = hn::Gt(ax, amax[g]);
+      amax[g] = hn::IfThenElse(larger, ax, amax[g]);
+      max[g] = hn::IfThenElse(larger, x, max[g]);
+    }
+  }
+  M zero_group[kG];
+  for (int g = 0; g < kG; ++g) zero_group[g] = hn::Lt(amax[g], hn::Set(df, 1e-15f));
+  // Per value, (w*x) is the same in every pass: the reference's w*x*l is (w*x)*l.
+  alignas(64) float wx[kN * kG * kMaxLanes];
+  for (int i = 0; i < kN; ++i) {
+    for (int g = 0; g < kG; ++g) hn::Store(hn::Mul(W(i, g), X(i, g)), df, wx + at(i, g));
+  }
+  VF sumlx[kG], suml2[kG], iscale[kG];
+  auto pass = [&](float* codes) {
+    for (int g = 0; g < kG; ++g) sumlx[g] = suml2[g] = zero;
+    for (int i = 0; i < kN; ++i) {
+      for (int g = 0; g < kG; ++g) {
+        const VF l = NearestClampedTame(df, hn::Mul(iscale[g], X(i, g)), -kNmax, kNmax - 1);
+        hn::Store(l, df, codes + at(i, g));
+        sumlx[g] = hn::Add(sumlx[g], hn::Mul(hn::Load(df, wx + at(i, g)), l));
+        suml2[g] = hn::Add(suml2[g], hn::Mul(hn::Mul(W(i, g), l), l));
+      }
     }
   };
-  VF sumlx, suml2;
-  pass(hn::Div(hn::Set(df, static_cast<float>(-kNmax)), max), s.best, sumlx, suml2);
-  VF scale = hn::IfThenElseZero(hn::Ne(suml2, zero), hn::Div(sumlx, suml2));
-  VF best = hn::Mul(scale, sumlx);
+  VF scale[kG], best[kG];
+  for (int g = 0; g < kG; ++g) iscale[g] = hn::Div(hn::Set(df, static_cast<float>(-kNmax)), max[g]);
+  pass(s.best);
+  for (int g = 0; g < kG; ++g) {
+    scale[g] = hn::IfThenElseZero(hn::Ne(suml2[g], zero), hn::Div(sumlx[g], suml2[g]));
+    best[g] = hn::Mul(scale[g], sumlx[g]);
+  }
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
     const float numerator = -(static_cast<float>(kNmax) + 0.1f * static_cast<float>(is));
-    pass(hn::Div(hn::Set(df, numerator), max), s.trial, sumlx, suml2);
-    const auto better = hn::And(hn::Gt(suml2, zero), hn::Gt(hn::Mul(sumlx, sumlx), hn::Mul(best, suml2)));
-    if (hn::AllFalse(df, better)) continue;
-    for (int i = 0; i < kN; ++i) {
-      float* b = s.best + static_cast<std::size_t>(i) * N;
-      hn::Store(hn::IfThenElse(better, hn::Load(df, s.trial + static_cast<std::size_t>(i) * N), hn::Load(df, b)), df, b);
+    for (int g = 0; g < kG; ++g) iscale[g] = hn::Div(hn::Set(df, numerator), max[g]);
+    pass(s.trial);
+    M better[kG];
+    bool any = false;
+    for (int g = 0; g < kG; ++g) {
+      better[g] = hn::And(hn::Gt(suml2[g], zero), hn::Gt(hn::Mul(sumlx[g], sumlx[g]), hn::Mul(best[g], suml2[g])));
+      any = any || !hn::AllFalse(df, better[g]);
     }
-    scale = hn::IfThenElse(better, hn::Div(sumlx, suml2), scale);
-    best = hn::IfThenElse(better, hn::Mul(scale, sumlx), best);
+    if (!any) continue;
+    for (int i = 0; i < kN; ++i) {
+      for (int g = 0; g < kG; ++g) {
+        float* b = s.best + at(i, g);
+        hn::Store(hn::IfThenElse(better[g], hn::Load(df, s.trial + at(i, g)), hn::Load(df, b)), df, b);
+      }
+    }
+    for (int g = 0; g < kG; ++g) {
+      scale[g] = hn::IfThenElse(better[g], hn::Div(sumlx[g], suml2[g]), scale[g]);
+      best[g] = hn::IfThenElse(better[g], hn::Mul(scale[g], sumlx[g]), best[g]);
+    }
   }
   // Codes are stored offset by nmax; an all-zero group has codes 0 and scale 0.
   const VF offset = hn::Set(df, static_cast<float>(kNmax));
   for (int i = 0; i < kN; ++i) {
-    float* b = s.best + static_cast<std::size_t>(i) * N;
-    hn::Store(hn::IfThenElseZero(hn::Not(zero_group), hn::Add(hn::Load(df, b), offset)), df, b);
+    for (int g = 0; g < kG; ++g) {
+      float* b = s.best + at(i, g);
+      hn::Store(hn::IfThenElseZero(hn::Not(zero_group[g]), hn::Add(hn::Load(df, b), offset)), df, b);
+    }
   }
-  hn::Store(hn::IfThenElseZero(hn::Not(zero_group), scale), df, s.scale);
+  for (int g = 0; g < kG; ++g) {
+    hn::Store(hn::IfThenElseZero(hn::Not(zero_group[g]), scale[g]), df, s.scale + static_cast<std::size_t>(g) * N);
+  }
 }
 
-// The sub-block searches of a run of super-blocks, N sub-blocks per vector; then each
+// The sub-block searches of a run of super-blocks, kG * N sub-blocks per search; then each
 // super-block's tail. `kSub` values per sub-block, `kSubs` sub-blocks per super-block.
 template <int kSub, class Search, class Finish, class Fallback>
 void QuantizeSuperBlocks(const float* x, std::size_t nb, std::uint8_t* out, std::size_t block_bytes,
@@ -240,7 +391,7 @@ void QuantizeSuperBlocks(const float* x, std::size_t nb, std::uint8_t* out, std:
   constexpr int kSubs = static_cast<int>(kSuperBlock) / kSub;
   constexpr std::size_t kChunk = 8;  // super-blocks per pass (their codes stay in L1)
   const DF df;
-  const std::size_t N = hn::Lanes(df);
+  const std::size_t width = kG * hn::Lanes(df);
   Lanes s;
   float scales[kChunk * kSubs], mins[kChunk * kSubs];
   std::uint8_t L[kChunk * kSuperBlock];
@@ -253,16 +404,16 @@ void QuantizeSuperBlocks(const float* x, std::size_t nb, std::uint8_t* out, std:
                   (!importance || AllFinite(importance + (b0 + b) * kSuperBlock, kSuperBlock));
     }
     const std::size_t subs = count * kSubs;
-    for (std::size_t s0 = 0; s0 < subs; s0 += N) {
-      const std::size_t lanes = std::min(N, subs - s0);
-      TransposeIn(xc + s0 * kSub, kSub, lanes, N, s.x);
-      if (importance) TransposeIn(importance + b0 * kSuperBlock + s0 * kSub, kSub, lanes, N, s.w);
+    for (std::size_t s0 = 0; s0 < subs; s0 += width) {
+      const std::size_t lanes = std::min(width, subs - s0);
+      TransposeIn(xc + s0 * kSub, kSub, lanes, width, s.x);
+      if (importance) TransposeIn(importance + b0 * kSuperBlock + s0 * kSub, kSub, lanes, width, s.w);
       search(s);
       for (std::size_t k = 0; k < lanes; ++k) {
         scales[s0 + k] = s.scale[k];
         mins[s0 + k] = s.the_min[k];
       }
-      TransposeOut(s.best, kSub, lanes, N, L + s0 * kSub);
+      TransposeOut(s.best, kSub, lanes, width, L + s0 * kSub);
     }
     for (std::size_t b = 0; b < count; ++b) {
       const float* xb = xc + b * kSuperBlock;
@@ -276,20 +427,72 @@ void QuantizeSuperBlocks(const float* x, std::size_t nb, std::uint8_t* out, std:
   }
 }
 
+// Codes clamp(nearest_int(v), lo, hi) as int32 (any v, ggml's garbage included).
+HWY_INLINE VI NearestClampedInt(DF df, VF v, int lo, int hi) {
+  const DI di;
+  VI m = hn::And(hn::BitCast(di, hn::Add(v, hn::Set(df, 12582912.f))), hn::Set(di, 0x007fffff));
+  m = hn::Max(hn::Min(m, hn::Set(di, 0x00400000 + hi)), hn::Set(di, 0x00400000 + lo));
+  return hn::Sub(m, hn::Set(di, 0x00400000));
+}
+
+// q4_K / q5_K tail: detail::kq_k4_finish with the requantization `(x + dm) / d` vectorized over
+// the values of a sub-block (the same operations per value).
+template <int kNmax>
+void FinishK4(const float* xb, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  detail::kq_k4_scales(scales, mins, yb);
+  const float dall = LoadHalf(yb), mall = LoadHalf(yb + 2);
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;
+    ScaleMinK4(j, yb + 4, sc, m);
+    const float d = dall * static_cast<float>(sc);
+    if (!d) continue;
+    const VF vd = hn::Set(df, d), vdm = hn::Set(df, mall * static_cast<float>(m));
+    for (std::size_t i = 0; i < 32; i += N) {
+      const VF v = hn::Div(hn::Add(hn::LoadU(df, xb + 32 * j + i), vdm), vd);
+      hn::StoreU(hn::DemoteTo(DU8(), NearestClampedInt(df, v, 0, kNmax)), DU8(), L + 32 * j + i);
+    }
+  }
+  detail::kq_k4_pack(L, kNmax, yb);
+}
+
+// q6_K tail: detail::kq_q6_K_finish with the requantization `x / d` vectorized.
+void FinishQ6K(const float* xb, const float* scales, std::int8_t* L, std::uint8_t* yb) {
+  const DF df;
+  const DI di;
+  const std::size_t N = hn::Lanes(df);
+  if (!detail::kq_q6_K_scales(scales, yb)) return;
+  const float dall = LoadHalf(yb + 208);
+  const auto* sc = reinterpret_cast<const std::int8_t*>(yb + 192);
+  for (int j = 0; j < 16; ++j) {
+    const float d = dall * static_cast<float>(sc[j]);
+    if (!d) continue;
+    const VF vd = hn::Set(df, d);
+    for (std::size_t i = 0; i < 16; i += N) {
+      const VI l = hn::Add(NearestClampedInt(df, hn::Div(hn::LoadU(df, xb + 16 * j + i), vd), -32, 31), hn::Set(di, 32));
+      hn::StoreU(hn::DemoteTo(DI8(), l), DI8(), L + 16 * j + i);
+    }
+  }
+  detail::kq_q6_K_pack(L, yb);
+}
+
 // q4_K / q5_K weights: av_x + |x| with av_x = sqrt(mean of the sub-block's squares).
 template <int kNmax>
 void SearchK4(Lanes& s, float rmin, int nstep) {
   const DF df;
-  const std::size_t N = hn::Lanes(df);
-  VF sum_x2 = hn::Zero(df);
-  for (int i = 0; i < 32; ++i) {
-    const VF x = hn::Load(df, s.x + static_cast<std::size_t>(i) * N);
-    sum_x2 = hn::Add(sum_x2, hn::Mul(x, x));
-  }
-  const VF av_x = hn::Sqrt(hn::Div(sum_x2, hn::Set(df, 32.0f)));
-  for (int i = 0; i < 32; ++i) {
-    const VF x = hn::Load(df, s.x + static_cast<std::size_t>(i) * N);
-    hn::Store(hn::Add(av_x, hn::Abs(x)), df, s.w + static_cast<std::size_t>(i) * N);
+  const std::size_t stride = kG * hn::Lanes(df);  // one value of every sub-block
+  for (std::size_t k = 0; k < stride; k += hn::Lanes(df)) {
+    VF sum_x2 = hn::Zero(df);
+    for (int i = 0; i < 32; ++i) {
+      const VF x = hn::Load(df, s.x + static_cast<std::size_t>(i) * stride + k);
+      sum_x2 = hn::Add(sum_x2, hn::Mul(x, x));
+    }
+    const VF av_x = hn::Sqrt(hn::Div(sum_x2, hn::Set(df, 32.0f)));
+    for (int i = 0; i < 32; ++i) {
+      const VF x = hn::Load(df, s.x + static_cast<std::size_t>(i) * stride + k);
+      hn::Store(hn::Add(av_x, hn::Abs(x)), df, s.w + static_cast<std::size_t>(i) * stride + k);
+    }
   }
   FitAffine<32, kNmax, false>(s, rmin, 0.1f, nstep);
 }
@@ -302,7 +505,7 @@ void QuantizeK4(const float* x, std::size_t nb, std::uint8_t* out) {
   QuantizeSuperBlocks<32>(
       x, nb, out, bytes, nullptr, [&](Lanes& s) { SearchK4<kNmax>(s, rmin, nstep); },
       [](const float* xb, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
-        detail::kq_k4_finish(xb, scales, mins, L, kNmax, yb);
+        FinishK4<kNmax>(xb, scales, mins, L, yb);
       },
       [&](const float* xb, const float*, std::uint8_t* yb) {
         if (kNmax == 15) {
@@ -322,9 +525,7 @@ void Q2K(const float* x, std::size_t nb, std::uint8_t* out) {
       [](Lanes& s) {
         const DF df;
         const std::size_t N = hn::Lanes(df);
-        for (int i = 0; i < 16; ++i) {
-          hn::Store(hn::Abs(hn::Load(df, s.x + static_cast<std::size_t>(i) * N)), df, s.w + static_cast<std::size_t>(i) * N);
-        }
+        for (std::size_t i = 0; i < 16 * kG * N; i += N) hn::Store(hn::Abs(hn::Load(df, s.x + i)), df, s.w + i);
         FitAffine<16, 3, true>(s, -0.5f, 0.1f, 15);
       },
       [](const float* xb, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
@@ -337,7 +538,7 @@ void Q6K(const float* x, std::size_t nb, std::uint8_t* out, const float* importa
   QuantizeSuperBlocks<16>(
       x, nb, out, 210, importance, [&](Lanes& s) { FitSymmetric16(s, importance != nullptr); },
       [](const float* xb, const float* scales, const float*, std::uint8_t* L, std::uint8_t* yb) {
-        detail::kq_q6_K_finish(xb, scales, reinterpret_cast<std::int8_t*>(L), yb);
+        FinishQ6K(xb, scales, reinterpret_cast<std::int8_t*>(L), yb);
       },
       [](const float* xb, const float* qw, std::uint8_t* yb) {
         f32_q6_K_quantize_ref({xb, kSuperBlock}, {yb, 210}, qw ? std::span<const float>(qw, kSuperBlock) : std::span<const float>());
@@ -346,9 +547,6 @@ void Q6K(const float* x, std::size_t nb, std::uint8_t* out, const float* importa
 
 // ---------------------------------------------------------------------------------------------
 // Dequantize.
-
-using DU8 = hn::Rebind<std::uint8_t, DF>;
-using DI8 = hn::Rebind<std::int8_t, DF>;
 
 HWY_INLINE VI LoadBytes(const std::uint8_t* p) { return hn::PromoteTo(DI(), hn::LoadU(DU8(), p)); }
 HWY_INLINE VF ToFloat(VI v) { return hn::ConvertTo(DF(), v); }
@@ -410,17 +608,6 @@ void DequantizeQ3K(const std::uint8_t* blocks, std::size_t nb, float* y) {
       }
       q += 32;
     }
-  }
-}
-
-// q4_K / q5_K scale and minimum codes of sub-block j (the reference's get_scale_min).
-void ScaleMinK4(int j, const std::uint8_t* q, int& d, int& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
   }
 }
 

@@ -533,27 +533,18 @@ void pack_q4_K(const std::uint8_t* L, std::uint8_t* y) noexcept {
 // q5_K: low nibbles as q4_K's; the fifth bit of value 64*p + l (l < 32) in bit 2p of qh[l], of
 // value 64*p + 32 + l in bit 2p + 1.
 void pack_q5_K(const std::uint8_t* L, std::uint8_t* y) noexcept {
+  // ggml tests l > 15 and subtracts 16; codes are in [0, 31], so that is the fifth bit and the
+  // low nibble, taken here without branches (the codes' bits are unpredictable).
   std::uint8_t* qh = y + q5k::qh;
   std::uint8_t* ql = y + q5k::qs;
-  std::memset(qh, 0, 32);
-  std::uint8_t m1 = 1, m2 = 2;
-  for (int n = 0; n < kQK; n += 64) {
-    for (int j = 0; j < 32; ++j) {
-      int l1 = L[n + j];
-      if (l1 > 15) {
-        l1 -= 16;
-        qh[j] |= m1;
-      }
-      int l2 = L[n + j + 32];
-      if (l2 > 15) {
-        l2 -= 16;
-        qh[j] |= m2;
-      }
-      ql[j] = static_cast<std::uint8_t>(l1 | (l2 << 4));
+  for (int j = 0; j < 32; ++j) {
+    int h = 0;
+    for (int p = 0; p < 4; ++p) {
+      const int l1 = L[64 * p + j], l2 = L[64 * p + j + 32];
+      h |= ((l1 >> 4) << (2 * p)) | ((l2 >> 4) << (2 * p + 1));
+      ql[32 * p + j] = static_cast<std::uint8_t>((l1 & 0xF) | ((l2 & 0xF) << 4));
     }
-    m1 = static_cast<std::uint8_t>(m1 << 2);
-    m2 = static_cast<std::uint8_t>(m2 << 2);
-    ql += 32;
+    qh[j] = static_cast<std::uint8_t>(h);
   }
 }
 
@@ -648,8 +639,7 @@ void kq_q2_K_finish(const float* x, const float* scales, const float* mins, std:
   q2_K_requantize_and_pack(x, y, L);
 }
 
-void kq_k4_finish(const float* x, const float* scales, const float* mins, std::uint8_t* L, int nmax,
-                  std::uint8_t* y) noexcept {
+void kq_k4_scales(const float* scales, const float* mins, std::uint8_t* y) noexcept {
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < 8; ++j) {
     if (scales[j] > max_scale) max_scale = scales[j];
@@ -665,7 +655,9 @@ void kq_k4_finish(const float* x, const float* scales, const float* mins, std::u
   pack_scale_min_k4(ls, lm, y + q4k::scales);
   store_half(y + q4k::d, max_scale / 63.f);
   store_half(y + q4k::dmin, max_min / 63.f);
-  requantize_k4(x, y, nmax, L);
+}
+
+void kq_k4_pack(const std::uint8_t* L, int nmax, std::uint8_t* y) noexcept {
   if (nmax == 15) {
     pack_q4_K(L, y);
   } else {
@@ -673,7 +665,14 @@ void kq_k4_finish(const float* x, const float* scales, const float* mins, std::u
   }
 }
 
-void kq_q6_K_finish(const float* x, const float* scales, std::int8_t* L, std::uint8_t* y) noexcept {
+void kq_k4_finish(const float* x, const float* scales, const float* mins, std::uint8_t* L, int nmax,
+                  std::uint8_t* y) noexcept {
+  kq_k4_scales(scales, mins, y);
+  requantize_k4(x, y, nmax, L);
+  kq_k4_pack(L, nmax, y);
+}
+
+bool kq_q6_K_scales(const float* scales, std::uint8_t* y) noexcept {
   float max_scale = 0, max_abs_scale = 0;
   for (int ib = 0; ib < 16; ++ib) {
     const float abs_scale = std::fabs(scales[ib]);
@@ -684,20 +683,16 @@ void kq_q6_K_finish(const float* x, const float* scales, std::int8_t* L, std::ui
   }
   if (max_abs_scale < kGroupMaxEps) {
     std::memset(y, 0, 210);
-    return;
+    return false;
   }
   const float iscale = -128.f / max_scale;
-  const float dall = store_half(y + q6k::d, 1 / iscale);
+  store_half(y + q6k::d, 1 / iscale);
   std::int8_t* sc = reinterpret_cast<std::int8_t*>(y + q6k::scales);
   for (int ib = 0; ib < 16; ++ib) sc[ib] = static_cast<std::int8_t>(min_c(127, kq_nearest_int(iscale * scales[ib])));
-  for (int j = 0; j < 16; ++j) {
-    const float d = dall * static_cast<float>(sc[j]);
-    if (!d) continue;
-    for (int ii = 0; ii < 16; ++ii) {
-      const int l = max_c(-32, min_c(31, kq_nearest_int(x[16 * j + ii] / d)));
-      L[16 * j + ii] = static_cast<std::int8_t>(l + 32);
-    }
-  }
+  return true;
+}
+
+void kq_q6_K_pack(const std::int8_t* L, std::uint8_t* y) noexcept {
   std::uint8_t* ql = y + q6k::ql;
   std::uint8_t* qh = y + q6k::qh;
   for (int j = 0; j < kQK; j += 128) {
@@ -712,6 +707,21 @@ void kq_q6_K_finish(const float* x, const float* scales, std::int8_t* L, std::ui
     ql += 64;
     qh += 32;
   }
+}
+
+void kq_q6_K_finish(const float* x, const float* scales, std::int8_t* L, std::uint8_t* y) noexcept {
+  if (!kq_q6_K_scales(scales, y)) return;
+  const float dall = load_half(y + q6k::d);
+  const std::int8_t* sc = reinterpret_cast<const std::int8_t*>(y + q6k::scales);
+  for (int j = 0; j < 16; ++j) {
+    const float d = dall * static_cast<float>(sc[j]);
+    if (!d) continue;
+    for (int ii = 0; ii < 16; ++ii) {
+      const int l = max_c(-32, min_c(31, kq_nearest_int(x[16 * j + ii] / d)));
+      L[16 * j + ii] = static_cast<std::int8_t>(l + 32);
+    }
+  }
+  kq_q6_K_pack(L, y);
 }
 
 }  // namespace detail
