@@ -90,12 +90,16 @@ class Parser {
     return load<T>(take(sizeof(T), what));
   }
 
-  std::string_view read_string(std::string_view what, std::uint64_t max_bytes = kInt64Max) {
+  // `element`: the string's index in an array, for messages (none: -1); formatted only on failure,
+  // since a vocabulary has hundreds of thousands of strings.
+  std::string_view read_string(std::string_view what, std::uint64_t max_bytes = kInt64Max, std::int64_t element = -1) {
     const std::uint64_t at = pos_;
+    const auto describe = [&] { return element < 0 ? std::string(what) : fmt::format("string #{}", element); };
+    if (sizeof(std::uint64_t) > remaining()) take(sizeof(std::uint64_t), describe());  // fails with the reason
     const auto n = read<std::uint64_t>(what);
-    if (n > max_bytes) fail(at, fmt::format("{} is {} bytes long, over the limit of {}", what, n, max_bytes));
+    if (n > max_bytes) fail(at, fmt::format("{} is {} bytes long, over the limit of {}", describe(), n, max_bytes));
     if (n > remaining()) {
-      fail(at, fmt::format("{} is {} bytes long but the file ends {} bytes later", what, n, remaining()));
+      fail(at, fmt::format("{} is {} bytes long but the file ends {} bytes later", describe(), n, remaining()));
     }
     const auto* p = take(n, what);
     return {reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)};
@@ -247,7 +251,9 @@ class Parser {
       case ValueType::string: {
         std::vector<std::string> out;
         out.reserve(static_cast<std::size_t>(n));
-        for (std::uint64_t k = 0; k < n; ++k) out.emplace_back(read_string(fmt::format("string #{}", k)));
+        for (std::uint64_t k = 0; k < n; ++k) {
+          out.emplace_back(read_string("a string", kInt64Max, static_cast<std::int64_t>(k)));
+        }
         return Array(std::move(out));
       }
       case ValueType::array: {
@@ -263,12 +269,16 @@ class Parser {
   void read_alignment(Header& h) {
     const Value* v = h.metadata.find(kAlignmentKey);
     if (!v) return;
+    const auto& entries = h.metadata.entries();
+    const auto index = std::find_if(entries.begin(), entries.end(), [](const auto& e) { return e.first == kAlignmentKey; }) -
+                       entries.begin();
     const auto* a = v->get_if<std::uint32_t>();
     if (!a) {
-      throw Error(fmt::format("{}: metadata key '{}' is a {}, not a u32", file_, kAlignmentKey, type_name(v->type())));
+      throw Error(fmt::format("{}: metadata key '{}' (#{}) is a {}, not a u32", file_, kAlignmentKey, index,
+                              type_name(v->type())));
     }
     if (!detail::is_power_of_two(*a)) {
-      throw Error(fmt::format("{}: metadata key '{}' is {}, not a power of two", file_, kAlignmentKey, *a));
+      throw Error(fmt::format("{}: metadata key '{}' (#{}) is {}, not a power of two", file_, kAlignmentKey, index, *a));
     }
     h.alignment = *a;
   }
