@@ -79,15 +79,21 @@ void convert_values(const GgmlValues& from, ggml::Type to, std::span<std::uint8_
     throw Error(fmt::format("{} values of {} take {} bytes, not {}", from.elements, dst.name, out_bytes.value_or(0), out.size()));
   }
 
-  const std::int64_t pieces = static_cast<std::int64_t>((from.elements + kPiece - 1) / kPiece);
+  // With importance weights a piece is whole rows, each quantized with the row's weights.
+  const std::uint64_t row = from.importance.size();
+  if (row > 0 && from.elements % row != 0) {
+    throw Error(fmt::format("{} values are not whole rows of the importance weights' {}", from.elements, row));
+  }
+  const std::uint64_t piece = row > 0 ? std::max<std::uint64_t>(1, kPiece / row) * row : kPiece;
+  const std::int64_t pieces = static_cast<std::int64_t>((from.elements + piece - 1) / piece);
   // One accumulator per piece, merged in piece order: the sums are then grouped the same way
   // whatever the number of threads.
   std::vector<ErrorAccumulator> by_piece(static_cast<std::size_t>(pieces));
   parallel_for(pieces, 4, [&](std::int64_t begin, std::int64_t end) {
     Scratch s;
     for (std::int64_t i = begin; i < end; ++i) {
-      const std::uint64_t first = static_cast<std::uint64_t>(i) * kPiece;
-      const std::size_t n = static_cast<std::size_t>(std::min(kPiece, from.elements - first));
+      const std::uint64_t first = static_cast<std::uint64_t>(i) * piece;
+      const std::size_t n = static_cast<std::size_t>(std::min(piece, from.elements - first));
       const std::span<const float> x = as_f32(from, first, n, s.values);
       const std::size_t bytes = n / dst.block_size * dst.block_bytes;
       std::span<std::uint8_t> blocks;
@@ -97,7 +103,14 @@ void convert_values(const GgmlValues& from, ggml::Type to, std::span<std::uint8_
       } else {
         blocks = out.subspan(first / dst.block_size * dst.block_bytes, bytes);
       }
-      dst.quantize(x, blocks, {});
+      if (row == 0) {
+        dst.quantize(x, blocks, {});
+      } else {
+        const std::size_t row_bytes = row / dst.block_size * dst.block_bytes;
+        for (std::size_t r = 0; r < n / row; ++r) {
+          dst.quantize(x.subspan(r * row, row), blocks.subspan(r * row_bytes, row_bytes), from.importance);
+        }
+      }
       s.restored.resize(n);
       dst.dequantize(blocks, s.restored);
       by_piece[static_cast<std::size_t>(i)].add(x, s.restored, first_index + static_cast<std::int64_t>(first));

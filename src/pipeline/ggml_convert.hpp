@@ -16,6 +16,9 @@ struct GgmlValues {
   const std::uint8_t* data = nullptr;
   ggml::Type type = ggml::Type::f32;
   std::uint64_t elements = 0;
+  /// Empty, or one weight per column for rows of importance.size() values (llama.cpp's
+  /// importance matrix): the values are then whole rows, each quantized with these weights.
+  std::span<const float> importance;
 };
 
 /// Converts `from` to type `to` (elements a multiple of both block sizes), writing the blocks

@@ -56,21 +56,30 @@ void refuse_split(const gguf::File& in) {
   }
 }
 
-// Converts one tensor batch by batch into the writer; returns the error of the result.
+// Converts one tensor batch by batch (whole rows, never across two matrices of a 3-D tensor)
+// into the writer; returns the error of the result. `importance`: empty, or one weight per column
+// for each matrix (llama.cpp's imatrix: dims[0] x dims[2] values).
 ErrorMetrics convert_tensor(std::span<const std::uint8_t> data, const gguf::TensorInfo& t, ggml::Type to,
-                            gguf::Writer& out, std::vector<std::uint8_t>& buffer,
+                            std::span<const float> importance, gguf::Writer& out, std::vector<std::uint8_t>& buffer,
                             const std::function<void(std::uint64_t)>& advance) {
   const ggml::TypeTraits& src = ggml::traits(t.type);
-  const std::uint64_t n = t.elements();
+  const std::uint64_t row = t.dims.empty() ? 1 : t.dims[0];
+  const std::uint64_t rows = t.rows();
+  const std::uint64_t matrices = importance.empty() ? 1 : importance.size() / row;
+  const std::uint64_t rows_per_matrix = rows / matrices;
+  const std::uint64_t rows_per_batch = std::max<std::uint64_t>(1, kBatch / std::max<std::uint64_t>(row, 1));
   ErrorAccumulator error;
-  // kBatch is a multiple of every block size, so batches hold whole blocks of both types.
-  for (std::uint64_t first = 0; first < n; first += kBatch) {
-    const std::uint64_t count = std::min(kBatch, n - first);
-    const detail::GgmlValues values{data.data() + first / src.block_size * src.block_bytes, t.type, count};
-    buffer.resize(*ggml::row_bytes(to, count));
-    detail::convert_values(values, to, buffer, error, static_cast<std::int64_t>(first));
-    out.write(t.name, buffer);
-    advance(count / src.block_size * src.block_bytes);
+  for (std::uint64_t m = 0; m < matrices; ++m) {
+    const std::span<const float> weights = importance.empty() ? importance : importance.subspan(m * row, row);
+    for (std::uint64_t r = 0; r < rows_per_matrix; r += rows_per_batch) {
+      const std::uint64_t first = (m * rows_per_matrix + r) * row;
+      const std::uint64_t count = std::min(rows_per_batch, rows_per_matrix - r) * row;
+      const detail::GgmlValues values{data.data() + first / src.block_size * src.block_bytes, t.type, count, weights};
+      buffer.resize(*ggml::row_bytes(to, count));
+      detail::convert_values(values, to, buffer, error, static_cast<std::int64_t>(first));
+      out.write(t.name, buffer);
+      advance(count / src.block_size * src.block_bytes);
+    }
   }
   return error.result();
 }
@@ -149,7 +158,7 @@ ModelReport quantize_gguf(const fs::path& input, const fs::path& output, const G
       if (decisions[i].convert) {
         const std::span<const std::byte> staged = reader.next();
         report.tensors[i].error = convert_tensor({reinterpret_cast<const std::uint8_t*>(staged.data()), staged.size()}, t,
-                                                 decisions[i].type, writer, buffer, advance);
+                                                 decisions[i].type, {}, writer, buffer, advance);
       } else {
         const std::span<const std::uint8_t> data = in.data(t);
         for (std::uint64_t at = 0; at < data.size(); at += kBatch) {
