@@ -120,6 +120,17 @@ void kq_k4_scales(const float* scales, const float* mins, std::uint8_t* y) noexc
 void kq_k4_pack(const std::uint8_t* L, int nmax, std::uint8_t* y) noexcept;
 bool kq_q6_K_scales(const float* scales, std::uint8_t* y) noexcept;
 void kq_q6_K_pack(const std::int8_t* L, std::uint8_t* y) noexcept;
+// q3_K's tail around the requantization: the 6-bit signed scales with d; the packing of codes
+// 0..7 (hmask and 2-bit low parts).
+void kq_q3_K_scales(const float* scales, std::uint8_t* y) noexcept;
+void kq_q3_K_pack(const std::int8_t* L, std::uint8_t* y) noexcept;
+// The reference's symmetric searches of one group, for the SIMD paths, which recompute the rare
+// sub-blocks whose stored scale is zero (their codes are the search's) instead of transposing
+// every sub-block's codes back out: make_qx_quants (rmse_type 1; codes offset by nmax, weights
+// x^2 or qw) and q3_K's make_q3_quants (16 values, nmax 4, codes offset by 4; an all-zero group
+// gives codes 0).
+float kq_fit_symmetric(int n, int nmax, const float* x, std::int8_t* L, const float* qw) noexcept;
+float kq_fit_symmetric_q3(const float* x, std::int8_t* L) noexcept;
 
 }  // namespace detail
 

@@ -10,11 +10,14 @@
 // adds hide the add latency. ggml's nearest_int is reproduced bit for bit (the float-adder
 // trick, garbage included), or, when every |v| < 2^22 is guaranteed for the lanes that count,
 // by the equivalent cheaper float form; the C comparisons become selects, so lanes agree with
-// the scalar code even where a trial scale degenerates. The super-block tail takes the
-// reference's scale coding and packing, with the requantization division vectorized.
-// Super-blocks holding NaN or infinity go to the reference whole (NaN payloads could otherwise
-// depend on operand order). q3_K, q8_K and the importance paths of q2_K/q4_K/q5_K use the
-// reference.
+// the scalar code even where a trial scale degenerates; clamps are left out of trials where they
+// provably change nothing. The super-block tail takes the reference's scale coding and packing,
+// with the requantization division vectorized; except for q2_K the search's codes are not
+// transposed back out, as the tail requantizes every sub-block from its stored scale and
+// recomputes the rare zero-scale ones with the reference's search. q3_K's search (single-code
+// sweeps) runs the same way; q8_K is value-parallel. Super-blocks holding NaN or infinity go to
+// the reference whole (NaN payloads could otherwise depend on operand order). The importance
+// paths of q2_K/q3_K/q4_K/q5_K use the reference.
 //
 // Dequantize: value-parallel, each value computed with the reference's operations in its order
 // (scale product first, then the code, then the minimum).
@@ -43,7 +46,7 @@ using VF = hn::Vec<DF>;
 using VI = hn::Vec<DI>;
 constexpr std::size_t kMaxLanes = 16;
 
-float LoadHalf(const std::uint8_t* p) {
+HWY_INLINE float LoadHalf(const std::uint8_t* p) {
   std::uint16_t h;
   std::memcpy(&h, p, 2);
   return detail::kq_half_to_float(h);
@@ -62,7 +65,7 @@ using DU8 = hn::Rebind<std::uint8_t, DF>;
 using DI8 = hn::Rebind<std::int8_t, DF>;
 
 // q4_K / q5_K scale and minimum codes of sub-block j (the reference's get_scale_min).
-void ScaleMinK4(int j, const std::uint8_t* q, int& d, int& m) {
+HWY_INLINE void ScaleMinK4(int j, const std::uint8_t* q, int& d, int& m) {
   if (j < 4) {
     d = q[j] & 63;
     m = q[j + 4] & 63;
@@ -158,8 +161,9 @@ HWY_INLINE M TameLanes(DF df, VF iscale, VF amax, VF min) {
 
 // detail::kq_fit_affine in every lane of kG vectors at once (see the reference for the
 // procedure). Lanes whose group is constant (max == min) are discarded at the end, as the
-// reference returns early for them.
-template <int kN, int kNmax, bool kMad>
+// reference returns early for them. The best codes are kept in s.best only with kKeepCodes (the
+// tails that requantize every sub-block from its stored scale do not need them).
+template <int kN, int kNmax, bool kMad, bool kKeepCodes>
 void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
   const DF df;
   const std::size_t N = hn::Lanes(df);
@@ -170,7 +174,7 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
   auto W = [&](int i, int g) { return hn::Load(df, s.w + at(i, g)); };
   auto err = [&](VF diff) { return kMad ? hn::Abs(diff) : hn::Mul(diff, diff); };
 
-  VF min[kG], max[kG], sum_w[kG], sum_x[kG], amax[kG], min0[kG], scale[kG], best_error[kG], iscale[kG];
+  VF min[kG], max[kG], sum_w[kG], sum_x[kG], amax[kG], min0[kG], scale[kG], best_error[kG], iscale[kG], xmin[kG];
   M degenerate[kG];
   for (int g = 0; g < kG; ++g) {
     min[g] = max[g] = X(0, g);
@@ -190,6 +194,7 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
   }
   bool tame = true;
   for (int g = 0; g < kG; ++g) {
+    xmin[g] = min[g];
     min[g] = hn::IfThenElse(hn::Gt(min[g], zero), zero, min[g]);
     min0[g] = min[g];
     degenerate[g] = hn::Eq(max[g], min[g]);
@@ -206,25 +211,44 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
     for (int g = 0; g < kG; ++g) {
       const VF x = X(i, g);
       const VF l = code(tame, hn::Mul(iscale[g], hn::Sub(x, min[g])));
-      hn::Store(l, df, s.best + at(i, g));
+      if constexpr (kKeepCodes) hn::Store(l, df, s.best + at(i, g));
       const VF diff = hn::Sub(hn::Add(hn::Mul(scale[g], l), min[g]), x);
       best_error[g] = hn::Add(best_error[g], hn::Mul(W(i, g), err(diff)));
     }
   }
+  // In the cheap form, the clamps can be left out where they provably change nothing (lanes of
+  // a non-constant group; constant ones are discarded): with the trial's iscale = num / (max -
+  // min) > 0 and every x <= max, rounding monotonicity bounds iscale * (x - min) by num * (1 +
+  // 2^-23) < kNmax + 0.5 when num <= kNmax + 0.25, so no code exceeds kNmax; and when min <= the
+  // smallest x of the lane, x - min >= 0 and no code is below 0.
+  auto code_trial = [&](auto is_tame, auto lo, auto hi, VF v) {
+    if constexpr (!is_tame.value) {
+      return NearestClamped(df, v, 0, kNmax);
+    } else {
+      const VF magic = hn::Set(df, 12582912.f);
+      VF t = hn::Add(v, magic);
+      if constexpr (hi.value) t = hn::Min(t, hn::Set(df, 12582912.f + static_cast<float>(kNmax)));
+      if constexpr (lo.value) t = hn::Max(t, magic);
+      return hn::Sub(t, magic);
+    }
+  };
   for (int is = 0; is <= nstep; ++is) {
     const float numerator = rmin + rdelta * static_cast<float>(is) + static_cast<float>(kNmax);
     tame = true;
+    bool need_lo = false;
     for (int g = 0; g < kG; ++g) {
       iscale[g] = hn::Div(hn::Set(df, numerator), hn::Sub(max[g], min[g]));
       tame = tame && hn::AllTrue(df, hn::Or(degenerate[g], TameLanes<M>(df, iscale[g], amax[g], min[g])));
+      need_lo = need_lo || !hn::AllTrue(df, hn::Or(degenerate[g], hn::Le(min[g], xmin[g])));
     }
+    const bool need_hi = !(numerator <= static_cast<float>(kNmax) + 0.25f);
     VF sum_l[kG], sum_l2[kG], sum_xl[kG];
     for (int g = 0; g < kG; ++g) sum_l[g] = sum_l2[g] = sum_xl[g] = zero;
-    auto sums = [&](auto is_tame) {
+    auto sums = [&](auto is_tame, auto lo, auto hi) {
       for (int i = 0; i < kN; ++i) {
         for (int g = 0; g < kG; ++g) {
           const VF x = X(i, g);
-          const VF l = code(is_tame.value, hn::Mul(iscale[g], hn::Sub(x, min[g])));
+          const VF l = code_trial(is_tame, lo, hi, hn::Mul(iscale[g], hn::Sub(x, min[g])));
           hn::Store(l, df, s.trial + at(i, g));
           const VF wl = hn::Mul(W(i, g), l);
           sum_l[g] = hn::Add(sum_l[g], wl);
@@ -233,10 +257,20 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
         }
       }
     };
-    if (tame) {
-      sums(std::true_type());
+    using T = std::true_type;
+    using F = std::false_type;
+    if (!tame) {
+      sums(F(), T(), T());
+    } else if (need_lo) {
+      if (need_hi) {
+        sums(T(), T(), T());
+      } else {
+        sums(T(), T(), F());
+      }
+    } else if (need_hi) {
+      sums(T(), F(), T());
     } else {
-      sums(std::false_type());
+      sums(T(), F(), F());
     }
     VF this_scale[kG], this_min[kG];
     M solvable[kG];
@@ -268,10 +302,12 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
       any = any || !hn::AllFalse(df, better[g]);
     }
     if (!any) continue;
-    for (int i = 0; i < kN; ++i) {
-      for (int g = 0; g < kG; ++g) {
-        float* b = s.best + at(i, g);
-        hn::Store(hn::IfThenElse(better[g], hn::Load(df, s.trial + at(i, g)), hn::Load(df, b)), df, b);
+    if constexpr (kKeepCodes) {
+      for (int i = 0; i < kN; ++i) {
+        for (int g = 0; g < kG; ++g) {
+          float* b = s.best + at(i, g);
+          hn::Store(hn::IfThenElse(better[g], hn::Load(df, s.trial + at(i, g)), hn::Load(df, b)), df, b);
+        }
       }
     }
     for (int g = 0; g < kG; ++g) {
@@ -281,10 +317,12 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
     }
   }
   // A constant group: codes 0, scale 0, minimum from before the search.
-  for (int i = 0; i < kN; ++i) {
-    for (int g = 0; g < kG; ++g) {
-      float* b = s.best + at(i, g);
-      hn::Store(hn::IfThenElseZero(hn::Not(degenerate[g]), hn::Load(df, b)), df, b);
+  if constexpr (kKeepCodes) {
+    for (int i = 0; i < kN; ++i) {
+      for (int g = 0; g < kG; ++g) {
+        float* b = s.best + at(i, g);
+        hn::Store(hn::IfThenElseZero(hn::Not(degenerate[g]), hn::Load(df, b)), df, b);
+      }
     }
   }
   for (int g = 0; g < kG; ++g) {
@@ -296,7 +334,8 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
 // fit_symmetric (ggml's make_qx_quants, rmse_type 1) with n = 16, nmax = 32 in every lane of kG
 // vectors; weights x^2, or importance when given (s.w then holds it). Every lane that counts
 // (largest magnitude >= 1e-15, finite values) has |iscale * x| <= about 33, so the codes take
-// the cheap exact form; all-zero groups are discarded at the end.
+// the cheap exact form; all-zero groups are discarded at the end. Only the scales are written
+// (q6_K's tail requantizes every sub-block from its stored scale and recomputes the others).
 void FitSymmetric16(Lanes& s, bool weighted) {
   constexpr int kN = 16, kNmax = 32;
   const DF df;
@@ -329,12 +368,17 @@ void FitSymmetric16(Lanes& s, bool weighted) {
     for (int g = 0; g < kG; ++g) hn::Store(hn::Mul(W(i, g), X(i, g)), df, wx + at(i, g));
   }
   VF sumlx[kG], suml2[kG], iscale[kG];
-  auto pass = [&](float* codes) {
+  // |iscale * x| <= |num| * (1 + 2^-23) for the counted lanes (|x| <= |max|): when |num| <=
+  // 32.25 no code is below -32 and the lower clamp is left out; when |num| <= 31.25 neither.
+  auto pass = [&](auto lo, auto hi) {
+    const VF magic = hn::Set(df, 12582912.f);
     for (int g = 0; g < kG; ++g) sumlx[g] = suml2[g] = zero;
     for (int i = 0; i < kN; ++i) {
       for (int g = 0; g < kG; ++g) {
-        const VF l = NearestClampedTame(df, hn::Mul(iscale[g], X(i, g)), -kNmax, kNmax - 1);
-        hn::Store(l, df, codes + at(i, g));
+        VF t = hn::Add(hn::Mul(iscale[g], X(i, g)), magic);
+        if constexpr (hi.value) t = hn::Min(t, hn::Set(df, 12582912.f + static_cast<float>(kNmax - 1)));
+        if constexpr (lo.value) t = hn::Max(t, hn::Set(df, 12582912.f - static_cast<float>(kNmax)));
+        const VF l = hn::Sub(t, magic);
         sumlx[g] = hn::Add(sumlx[g], hn::Mul(hn::Load(df, wx + at(i, g)), l));
         suml2[g] = hn::Add(suml2[g], hn::Mul(hn::Mul(W(i, g), l), l));
       }
@@ -342,7 +386,9 @@ void FitSymmetric16(Lanes& s, bool weighted) {
   };
   VF scale[kG], best[kG];
   for (int g = 0; g < kG; ++g) iscale[g] = hn::Div(hn::Set(df, static_cast<float>(-kNmax)), max[g]);
-  pass(s.best);
+  using T = std::true_type;
+  using F = std::false_type;
+  pass(F(), T());
   for (int g = 0; g < kG; ++g) {
     scale[g] = hn::IfThenElseZero(hn::Ne(suml2[g], zero), hn::Div(sumlx[g], suml2[g]));
     best[g] = hn::Mul(scale[g], sumlx[g]);
@@ -351,7 +397,13 @@ void FitSymmetric16(Lanes& s, bool weighted) {
     if (is == 0) continue;
     const float numerator = -(static_cast<float>(kNmax) + 0.1f * static_cast<float>(is));
     for (int g = 0; g < kG; ++g) iscale[g] = hn::Div(hn::Set(df, numerator), max[g]);
-    pass(s.trial);
+    if (is <= -8) {
+      pass(F(), F());
+    } else if (is <= 2) {
+      pass(F(), T());
+    } else {
+      pass(T(), T());
+    }
     M better[kG];
     bool any = false;
     for (int g = 0; g < kG; ++g) {
@@ -359,33 +411,100 @@ void FitSymmetric16(Lanes& s, bool weighted) {
       any = any || !hn::AllFalse(df, better[g]);
     }
     if (!any) continue;
-    for (int i = 0; i < kN; ++i) {
-      for (int g = 0; g < kG; ++g) {
-        float* b = s.best + at(i, g);
-        hn::Store(hn::IfThenElse(better[g], hn::Load(df, s.trial + at(i, g)), hn::Load(df, b)), df, b);
-      }
-    }
     for (int g = 0; g < kG; ++g) {
       scale[g] = hn::IfThenElse(better[g], hn::Div(sumlx[g], suml2[g]), scale[g]);
       best[g] = hn::IfThenElse(better[g], hn::Mul(scale[g], sumlx[g]), best[g]);
     }
   }
-  // Codes are stored offset by nmax; an all-zero group has codes 0 and scale 0.
-  const VF offset = hn::Set(df, static_cast<float>(kNmax));
-  for (int i = 0; i < kN; ++i) {
-    for (int g = 0; g < kG; ++g) {
-      float* b = s.best + at(i, g);
-      hn::Store(hn::IfThenElseZero(hn::Not(zero_group[g]), hn::Add(hn::Load(df, b), offset)), df, b);
-    }
-  }
+  // An all-zero group has scale 0.
   for (int g = 0; g < kG; ++g) {
     hn::Store(hn::IfThenElseZero(hn::Not(zero_group[g]), scale[g]), df, s.scale + static_cast<std::size_t>(g) * N);
   }
 }
 
+// fit_symmetric_q3 (ggml's make_q3_quants: n = 16, nmax = 4, weights x^2) in every lane of kG
+// vectors: the codes from the largest magnitude (|iscale * x| <= 4 * (1 + 2^-23), so the cheap
+// exact form), then the sweeps of single-code moves, each value's step done with selects. A lane
+// whose sweep changed nothing would repeat exactly the same steps in the next sweep, so the lanes
+// sweep together until none changes (at most five sweeps, as the reference). The move's code
+// x * sl2 / slx can be anything (slx tiny), so it takes the bit-exact nearest_int. Only the scales
+// are written; all-zero groups give scale 0 (the tail recomputes their codes).
+void FitQ3(Lanes& s) {
+  constexpr int kN = 16;
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  using M = hn::Mask<DF>;
+  const VF zero = hn::Zero(df);
+  auto at = [&](int i, int g) { return (static_cast<std::size_t>(i) * kG + static_cast<std::size_t>(g)) * N; };
+  auto X = [&](int i, int g) { return hn::Load(df, s.x + at(i, g)); };
+  alignas(64) float wx[kN * kG * kMaxLanes];
+  for (int i = 0; i < kN; ++i) {
+    for (int g = 0; g < kG; ++g) {
+      const VF x = X(i, g), w = hn::Mul(x, x);
+      hn::Store(w, df, s.w + at(i, g));
+      hn::Store(hn::Mul(w, x), df, wx + at(i, g));
+    }
+  }
+  auto W = [&](int i, int g) { return hn::Load(df, s.w + at(i, g)); };
+  auto WX = [&](int i, int g) { return hn::Load(df, wx + at(i, g)); };
+  VF max[kG], amax[kG], sumlx[kG], suml2[kG];
+  for (int g = 0; g < kG; ++g) max[g] = amax[g] = sumlx[g] = suml2[g] = zero;
+  for (int i = 0; i < kN; ++i) {
+    for (int g = 0; g < kG; ++g) {
+      const VF x = X(i, g), ax = hn::Abs(x);
+      const auto larger = hn::Gt(ax, amax[g]);
+      amax[g] = hn::IfThenElse(larger, ax, amax[g]);
+      max[g] = hn::IfThenElse(larger, x, max[g]);
+    }
+  }
+  VF iscale[kG];
+  for (int g = 0; g < kG; ++g) iscale[g] = hn::Div(hn::Set(df, -4.f), max[g]);
+  for (int i = 0; i < kN; ++i) {
+    for (int g = 0; g < kG; ++g) {
+      const VF l = NearestClampedTame(df, hn::Mul(iscale[g], X(i, g)), -4, 3);
+      hn::Store(l, df, s.best + at(i, g));
+      sumlx[g] = hn::Add(sumlx[g], hn::Mul(WX(i, g), l));
+      suml2[g] = hn::Add(suml2[g], hn::Mul(hn::Mul(W(i, g), l), l));
+    }
+  }
+  for (int itry = 0; itry < 5; ++itry) {
+    M changed[kG];
+    for (int g = 0; g < kG; ++g) changed[g] = hn::Lt(zero, zero);
+    for (int i = 0; i < kN; ++i) {
+      for (int g = 0; g < kG; ++g) {
+        float* pl = s.best + at(i, g);
+        const VF l = hn::Load(df, pl), w = W(i, g), wxi = WX(i, g);
+        VF slx = hn::Sub(sumlx[g], hn::Mul(wxi, l));
+        VF sl2 = hn::Sub(suml2[g], hn::Mul(hn::Mul(w, l), l));
+        const VF new_l = NearestClamped(df, hn::Div(hn::Mul(X(i, g), sl2), slx), -4, 3);
+        const auto moved = hn::And(hn::Gt(slx, zero), hn::Ne(new_l, l));
+        slx = hn::Add(slx, hn::Mul(wxi, new_l));
+        sl2 = hn::Add(sl2, hn::Mul(hn::Mul(w, new_l), new_l));
+        const auto better = hn::Gt(hn::Mul(hn::Mul(slx, slx), suml2[g]), hn::Mul(hn::Mul(sumlx[g], sumlx[g]), sl2));
+        const auto accept = hn::And(moved, hn::And(hn::Gt(sl2, zero), better));
+        hn::Store(hn::IfThenElse(accept, new_l, l), df, pl);
+        sumlx[g] = hn::IfThenElse(accept, slx, sumlx[g]);
+        suml2[g] = hn::IfThenElse(accept, sl2, suml2[g]);
+        changed[g] = hn::Or(changed[g], accept);
+      }
+    }
+    bool any = false;
+    for (int g = 0; g < kG; ++g) any = any || !hn::AllFalse(df, changed[g]);
+    if (!any) break;
+  }
+  for (int g = 0; g < kG; ++g) {
+    const auto counted = hn::And(hn::Not(hn::Lt(amax[g], hn::Set(df, 1e-15f))), hn::Gt(suml2[g], zero));
+    hn::Store(hn::IfThenElseZero(counted, hn::Div(sumlx[g], suml2[g])), df, s.scale + static_cast<std::size_t>(g) * N);
+  }
+}
+
 // The sub-block searches of a run of super-blocks, kG * N sub-blocks per search; then each
-// super-block's tail. `kSub` values per sub-block, `kSubs` sub-blocks per super-block.
-template <int kSub, class Search, class Finish, class Fallback>
+// super-block's tail. `kSub` values per sub-block, `kSubs` sub-blocks per super-block. With
+// kTransposeOut, the search's codes are transposed out to L for the tail; without, the tail gets
+// L as scratch (a tail requantizes every sub-block whose stored scale is nonzero and recomputes
+// the rare others with the reference's search, which gives the same codes): the gathers of the
+// transpose were ~15% of q4_K's time.
+template <int kSub, bool kTransposeOut, class Search, class Finish, class Fallback>
 void QuantizeSuperBlocks(const float* x, std::size_t nb, std::uint8_t* out, std::size_t block_bytes,
                          const float* importance, Search search, Finish finish, Fallback fallback) {
   constexpr int kSubs = static_cast<int>(kSuperBlock) / kSub;
@@ -413,15 +532,16 @@ void QuantizeSuperBlocks(const float* x, std::size_t nb, std::uint8_t* out, std:
         scales[s0 + k] = s.scale[k];
         mins[s0 + k] = s.the_min[k];
       }
-      TransposeOut(s.best, kSub, lanes, width, L + s0 * kSub);
+      if constexpr (kTransposeOut) TransposeOut(s.best, kSub, lanes, width, L + s0 * kSub);
     }
     for (std::size_t b = 0; b < count; ++b) {
       const float* xb = xc + b * kSuperBlock;
       std::uint8_t* yb = out + (b0 + b) * block_bytes;
+      const float* qw = importance ? importance + (b0 + b) * kSuperBlock : nullptr;
       if (!finite[b]) {
-        fallback(xb, importance ? importance + (b0 + b) * kSuperBlock : nullptr, yb);
+        fallback(xb, qw, yb);
       } else {
-        finish(xb, scales + b * kSubs, mins + b * kSubs, L + b * kSuperBlock, yb);
+        finish(xb, qw, scales + b * kSubs, mins + b * kSubs, L + (kTransposeOut ? b * kSuperBlock : 0), yb);
       }
     }
   }
@@ -437,6 +557,19 @@ HWY_INLINE VI NearestClampedInt(DF df, VF v, int lo, int hi) {
 
 // q4_K / q5_K tail: detail::kq_k4_finish with the requantization `(x + dm) / d` vectorized over
 // the values of a sub-block (the same operations per value).
+// The codes of the reference's search of one q4_K/q5_K sub-block (k4_block's weights and
+// kq_fit_affine), for a sub-block whose stored scale is zero.
+template <int kNmax>
+void SearchCodesK4(const float* x, std::uint8_t* L) {
+  float sum_x2 = 0;
+  for (int l = 0; l < 32; ++l) sum_x2 += x[l] * x[l];
+  const float av_x = std::sqrt(sum_x2 / 32);
+  float weights[32], the_min;
+  for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[l]);
+  detail::kq_fit_affine(32, kNmax, x, weights, L, &the_min, kNmax == 15 ? -1.f : -0.5f, 0.1f, kNmax == 15 ? 20 : 15,
+                        false);
+}
+
 template <int kNmax>
 void FinishK4(const float* xb, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
   const DF df;
@@ -447,7 +580,10 @@ void FinishK4(const float* xb, const float* scales, const float* mins, std::uint
     int sc, m;
     ScaleMinK4(j, yb + 4, sc, m);
     const float d = dall * static_cast<float>(sc);
-    if (!d) continue;
+    if (!d) {
+      SearchCodesK4<kNmax>(xb + 32 * j, L + 32 * j);
+      continue;
+    }
     const VF vd = hn::Set(df, d), vdm = hn::Set(df, mall * static_cast<float>(m));
     for (std::size_t i = 0; i < 32; i += N) {
       const VF v = hn::Div(hn::Add(hn::LoadU(df, xb + 32 * j + i), vdm), vd);
@@ -458,7 +594,7 @@ void FinishK4(const float* xb, const float* scales, const float* mins, std::uint
 }
 
 // q6_K tail: detail::kq_q6_K_finish with the requantization `x / d` vectorized.
-void FinishQ6K(const float* xb, const float* scales, std::int8_t* L, std::uint8_t* yb) {
+void FinishQ6K(const float* xb, const float* qw, const float* scales, std::int8_t* L, std::uint8_t* yb) {
   const DF df;
   const DI di;
   const std::size_t N = hn::Lanes(df);
@@ -467,7 +603,10 @@ void FinishQ6K(const float* xb, const float* scales, std::int8_t* L, std::uint8_
   const auto* sc = reinterpret_cast<const std::int8_t*>(yb + 192);
   for (int j = 0; j < 16; ++j) {
     const float d = dall * static_cast<float>(sc[j]);
-    if (!d) continue;
+    if (!d) {  // the search's codes
+      detail::kq_fit_symmetric(16, 32, xb + 16 * j, L + 16 * j, qw ? qw + 16 * j : nullptr);
+      continue;
+    }
     const VF vd = hn::Set(df, d);
     for (std::size_t i = 0; i < 16; i += N) {
       const VI l = hn::Add(NearestClampedInt(df, hn::Div(hn::LoadU(df, xb + 16 * j + i), vd), -32, 31), hn::Set(di, 32));
@@ -475,6 +614,41 @@ void FinishQ6K(const float* xb, const float* scales, std::int8_t* L, std::uint8_
     }
   }
   detail::kq_q6_K_pack(L, yb);
+}
+
+// q3_K tail: detail::kq_q3_K_scales, the requantization `x / d` vectorized, detail::kq_q3_K_pack;
+// sub-blocks whose stored scale is zero get the reference search's codes.
+void FinishQ3K(const float* xb, const float* scales, std::int8_t* L, std::uint8_t* yb) {
+  const DF df;
+  const DI di;
+  const std::size_t N = hn::Lanes(df);
+  detail::kq_q3_K_scales(scales, yb);
+  const float dall = LoadHalf(yb + 108);
+  const std::uint8_t* sc = yb + 96;
+  for (int j = 0; j < 16; ++j) {
+    const int low = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
+    const int scale = (low | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+    const float d = dall * static_cast<float>(scale);
+    if (!d) {
+      detail::kq_fit_symmetric_q3(xb + 16 * j, L + 16 * j);
+      continue;
+    }
+    const VF vd = hn::Set(df, d);
+    for (std::size_t i = 0; i < 16; i += N) {
+      const VI l = hn::Add(NearestClampedInt(df, hn::Div(hn::LoadU(df, xb + 16 * j + i), vd), -4, 3), hn::Set(di, 4));
+      hn::StoreU(hn::DemoteTo(DI8(), l), DI8(), L + 16 * j + i);
+    }
+  }
+  detail::kq_q3_K_pack(L, yb);
+}
+
+void Q3K(const float* x, std::size_t nb, std::uint8_t* out) {
+  QuantizeSuperBlocks<16, false>(
+      x, nb, out, 110, nullptr, [](Lanes& s) { FitQ3(s); },
+      [](const float* xb, const float*, const float* scales, const float*, std::uint8_t* L, std::uint8_t* yb) {
+        FinishQ3K(xb, scales, reinterpret_cast<std::int8_t*>(L), yb);
+      },
+      [](const float* xb, const float*, std::uint8_t* yb) { f32_q3_K_quantize_ref({xb, kSuperBlock}, {yb, 110}, {}); });
 }
 
 // q4_K / q5_K weights: av_x + |x| with av_x = sqrt(mean of the sub-block's squares).
@@ -494,7 +668,7 @@ void SearchK4(Lanes& s, float rmin, int nstep) {
       hn::Store(hn::Add(av_x, hn::Abs(x)), df, s.w + static_cast<std::size_t>(i) * stride + k);
     }
   }
-  FitAffine<32, kNmax, false>(s, rmin, 0.1f, nstep);
+  FitAffine<32, kNmax, false, false>(s, rmin, 0.1f, nstep);
 }
 
 template <int kNmax>
@@ -502,9 +676,9 @@ void QuantizeK4(const float* x, std::size_t nb, std::uint8_t* out) {
   const std::size_t bytes = kNmax == 15 ? 144 : 176;
   const float rmin = kNmax == 15 ? -1.f : -0.5f;
   const int nstep = kNmax == 15 ? 20 : 15;
-  QuantizeSuperBlocks<32>(
+  QuantizeSuperBlocks<32, false>(
       x, nb, out, bytes, nullptr, [&](Lanes& s) { SearchK4<kNmax>(s, rmin, nstep); },
-      [](const float* xb, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
+      [](const float* xb, const float*, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
         FinishK4<kNmax>(xb, scales, mins, L, yb);
       },
       [&](const float* xb, const float*, std::uint8_t* yb) {
@@ -520,29 +694,81 @@ void Q4K(const float* x, std::size_t nb, std::uint8_t* out) { QuantizeK4<15>(x, 
 void Q5K(const float* x, std::size_t nb, std::uint8_t* out) { QuantizeK4<31>(x, nb, out); }
 
 void Q2K(const float* x, std::size_t nb, std::uint8_t* out) {
-  QuantizeSuperBlocks<16>(
+  QuantizeSuperBlocks<16, true>(
       x, nb, out, 84, nullptr,
       [](Lanes& s) {
         const DF df;
         const std::size_t N = hn::Lanes(df);
         for (std::size_t i = 0; i < 16 * kG * N; i += N) hn::Store(hn::Abs(hn::Load(df, s.x + i)), df, s.w + i);
-        FitAffine<16, 3, true>(s, -0.5f, 0.1f, 15);
+        FitAffine<16, 3, true, true>(s, -0.5f, 0.1f, 15);
       },
-      [](const float* xb, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
+      [](const float* xb, const float*, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
         detail::kq_q2_K_finish(xb, scales, mins, L, yb);
       },
       [](const float* xb, const float*, std::uint8_t* yb) { f32_q2_K_quantize_ref({xb, kSuperBlock}, {yb, 84}, {}); });
 }
 
 void Q6K(const float* x, std::size_t nb, std::uint8_t* out, const float* importance) {
-  QuantizeSuperBlocks<16>(
+  QuantizeSuperBlocks<16, false>(
       x, nb, out, 210, importance, [&](Lanes& s) { FitSymmetric16(s, importance != nullptr); },
-      [](const float* xb, const float* scales, const float*, std::uint8_t* L, std::uint8_t* yb) {
-        FinishQ6K(xb, scales, reinterpret_cast<std::int8_t*>(L), yb);
+      [](const float* xb, const float* qw, const float* scales, const float*, std::uint8_t* L, std::uint8_t* yb) {
+        FinishQ6K(xb, qw, scales, reinterpret_cast<std::int8_t*>(L), yb);
       },
       [](const float* xb, const float* qw, std::uint8_t* yb) {
         f32_q6_K_quantize_ref({xb, kSuperBlock}, {yb, 210}, qw ? std::span<const float>(qw, kSuperBlock) : std::span<const float>());
       });
+}
+
+// q8_K: the reference's q8_K_block per super-block, value-parallel. The largest magnitude's first
+// occurrence gives the sign of max; every |iscale * x| <= 127 * (1 + 2^-23), so the codes are
+// plain round-half-even and need only the upper clamp of ggml. Blocks with NaN or infinity, all
+// zero, or whose largest magnitude is below 2^-100 (where -127 / max may overflow into ggml's
+// garbage codes) go to the reference.
+void Q8K(const float* x, std::size_t nb, std::uint8_t* out) {
+  const DF df;
+  const DI di;
+  const std::size_t N = hn::Lanes(df);
+  for (std::size_t b = 0; b < nb; ++b) {
+    const float* xb = x + b * kSuperBlock;
+    std::uint8_t* yb = out + b * 292;
+    auto finite = hn::Eq(hn::Zero(df), hn::Zero(df));
+    VF vmax = hn::Zero(df);
+    for (std::size_t i = 0; i < kSuperBlock; i += N) {
+      const VF v = hn::LoadU(df, xb + i);
+      finite = hn::And(finite, hn::IsFinite(v));
+      vmax = hn::Max(vmax, hn::Abs(v));
+    }
+    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    if (!hn::AllTrue(df, finite) || !(amax >= 0x1p-100f)) {
+      f32_q8_K_quantize_ref({xb, kSuperBlock}, {yb, 292}, {});
+      continue;
+    }
+    float max = amax;
+    const VF va = hn::Set(df, amax);
+    for (std::size_t i = 0; i < kSuperBlock; i += N) {
+      const VF v = hn::LoadU(df, xb + i);
+      const auto hit = hn::Eq(hn::Abs(v), va);
+      if (!hn::AllFalse(df, hit)) {
+        max = xb[i + static_cast<std::size_t>(hn::FindFirstTrue(df, hit))];
+        break;
+      }
+    }
+    const float iscale = -127.f / max;
+    const VF vi = hn::Set(df, iscale);
+    auto* qs = reinterpret_cast<std::int8_t*>(yb + 4);
+    for (std::size_t j = 0; j < kSuperBlock; j += 16) {
+      VI sum = hn::Zero(di);
+      for (std::size_t i = j; i < j + 16; i += N) {
+        const VI l = NearestClampedInt(df, hn::Mul(vi, hn::LoadU(df, xb + i)), -128, 127);
+        sum = hn::Add(sum, l);
+        hn::StoreU(hn::DemoteTo(DI8(), l), DI8(), qs + i);
+      }
+      const std::int16_t s16 = static_cast<std::int16_t>(hn::GetLane(hn::SumOfLanes(di, sum)));
+      std::memcpy(yb + 260 + 2 * (j / 16), &s16, 2);
+    }
+    const float d = 1 / iscale;
+    std::memcpy(yb, &d, 4);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -706,9 +932,11 @@ HWY_AFTER_NAMESPACE();
 namespace zp::ggml::kernels {
 namespace kquants_simd {
 HWY_EXPORT(Q2K);
+HWY_EXPORT(Q3K);
 HWY_EXPORT(Q4K);
 HWY_EXPORT(Q5K);
 HWY_EXPORT(Q6K);
+HWY_EXPORT(Q8K);
 HWY_EXPORT(DequantizeQ2K);
 HWY_EXPORT(DequantizeQ3K);
 HWY_EXPORT(DequantizeQ4K);
@@ -744,7 +972,9 @@ void f32_q2_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, st
   HWY_DYNAMIC_DISPATCH(kquants_simd::Q2K)(x.data(), nb, out.data());
 }
 void f32_q3_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
-  f32_q3_K_quantize_ref(x, out, importance);
+  if (!importance.empty()) return f32_q3_K_quantize_ref(x, out, importance);
+  const std::size_t nb = expect_quantize(x, out, importance, 110);
+  HWY_DYNAMIC_DISPATCH(kquants_simd::Q3K)(x.data(), nb, out.data());
 }
 void f32_q4_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
   if (!importance.empty()) return f32_q4_K_quantize_ref(x, out, importance);
@@ -761,7 +991,10 @@ void f32_q6_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, st
   HWY_DYNAMIC_DISPATCH(kquants_simd::Q6K)(x.data(), nb, out.data(), importance.empty() ? nullptr : importance.data());
 }
 void f32_q8_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
-  f32_q8_K_quantize_ref(x, out, importance);
+  // q8_K has no importance-weighted variant in ggml: the weights are ignored.
+  (void)importance;
+  const std::size_t nb = expect_quantize(x, out, {}, 292);
+  HWY_DYNAMIC_DISPATCH(kquants_simd::Q8K)(x.data(), nb, out.data());
 }
 
 #define ZP_KQUANT_DEQUANTIZE(T, Fn, bytes)                                                \

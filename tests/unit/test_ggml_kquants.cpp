@@ -560,12 +560,18 @@ std::vector<float> kind_data(zp::testing::Rng& rng, int kind, std::size_t n) {
         v = r == 0 ? std::numeric_limits<float>::quiet_NaN() : r == 1 ? INFINITY : r == 2 ? -INFINITY : r == 3 ? 3e38f : v;
         break;
       }
+      case 11:  // one loud sub-block per super-block: the others' stored scales round to zero
+        v *= (i % 256) / 16 == 5 ? 1e4f : 1.0f;
+        break;
+      case 12:  // the largest magnitude twice, with both signs (the first one's sign counts)
+        v = (i % 16 == 3) ? -4.0f : (i % 16 == 9) ? 4.0f : 0.25f * v;
+        break;
     }
     x[i] = v;
   }
   return x;
 }
-constexpr int kKinds = 11;
+constexpr int kKinds = 13;
 
 TEST_P(SimdKQuants, GoldenBytes) { check_golden(true); }
 
