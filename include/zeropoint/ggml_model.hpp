@@ -77,6 +77,12 @@ std::vector<ggml::Type> fallback_chain(ggml::Type type, std::uint64_t row_length
 
 struct GgufQuantizeOptions {
   GgmlPlanOptions plan;
+  /// llama.cpp's importance matrix (llama-imatrix's output, GGUF or legacy .dat), or empty.
+  /// The K-quants (q2_K..q6_K) use it exactly as llama-quantize does; q8_0 and the float types
+  /// ignore it, as llama-quantize does; q4_0, q4_1, q5_0 and q5_1 have importance-weighted
+  /// searches in llama.cpp that zeropoint does not implement, so those tensors are written
+  /// without it (llama.cpp's bytes for no imatrix) and their record says so.
+  std::filesystem::path imatrix;
   bool dry_run = false;  ///< plan and sizes only; nothing is read or written
   Progress progress;
 };

@@ -132,7 +132,7 @@ std::int64_t measure_ggml(const TensorView& x, ggml::Type type, ErrorMetrics& er
   const ggml::Type fitting = fallback_chain(type, row).back();
   const auto n = static_cast<std::uint64_t>(x.numel());
   ErrorAccumulator acc;
-  convert_values({static_cast<const std::uint8_t*>(x.data()), from, n}, fitting, {}, acc);
+  convert_values({static_cast<const std::uint8_t*>(x.data()), from, n, {}}, fitting, {}, acc);
   error = acc.result();
   return static_cast<std::int64_t>(*ggml::row_bytes(fitting, n));
 }

@@ -14,6 +14,7 @@
 #include "pipeline/staging.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/formats/gguf.hpp"
+#include "zeropoint/formats/imatrix.hpp"
 #include "zeropoint/formats/safetensors.hpp"
 #include "zeropoint/ggml_model.hpp"
 
@@ -84,6 +85,25 @@ ErrorMetrics convert_tensor(std::span<const std::uint8_t> data, const gguf::Tens
   return error.result();
 }
 
+// How a target type treats importance weights: llama.cpp's quantizers for these use them and so do
+// zeropoint's; for q8_0 and the float types llama.cpp ignores them; the rest use them in
+// llama.cpp but not (yet) in zeropoint.
+enum class Importance { used, ignored, unsupported };
+Importance importance_of(ggml::Type t) {
+  switch (t) {
+    case ggml::Type::q2_K:
+    case ggml::Type::q3_K:
+    case ggml::Type::q4_K:
+    case ggml::Type::q5_K:
+    case ggml::Type::q6_K: return Importance::used;
+    case ggml::Type::q8_0:
+    case ggml::Type::f32:
+    case ggml::Type::f16:
+    case ggml::Type::bf16: return Importance::ignored;
+    default: return Importance::unsupported;
+  }
+}
+
 }  // namespace
 
 // --- quantize ---------------------------------------------------------------------------------
@@ -97,6 +117,9 @@ ModelReport quantize_gguf(const fs::path& input, const fs::path& output, const G
     throw Error(fmt::format("{}: the output is the input; write to another file", output.string()));
   }
   const bool has_output = in.find_tensor("output.weight") != nullptr;
+  std::optional<imatrix::ImportanceMatrix> importance;
+  if (!options.imatrix.empty()) importance = imatrix::ImportanceMatrix::read(options.imatrix);
+  std::vector<std::span<const float>> weights(in.tensors().size());
 
   ModelReport report;
   report.input = input;
@@ -109,6 +132,24 @@ ModelReport quantize_gguf(const fs::path& input, const fs::path& output, const G
       d = plan.decide(t.name, t.type, t.dims, has_output);
     } catch (const Error& e) {
       throw Error(fmt::format("{}: {}", input.string(), e.what()));
+    }
+    if (importance && d.convert) {
+      std::span<const float> w;
+      try {
+        w = importance->weights_for(t.name, t.dims);
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}: {}", options.imatrix.string(), e.what()));
+      }
+      if (w.empty()) {
+        d.reason += "; no importance weights for it";
+      } else if (importance_of(d.type) == Importance::used) {
+        weights[planned.size()] = w;
+        d.reason += "; importance weights";
+      } else if (importance_of(d.type) == Importance::unsupported) {
+        d.reason += fmt::format("; importance weights NOT used (zeropoint has no importance-weighted {}: these are "
+                                "llama.cpp's bytes without an imatrix)",
+                                ggml::traits(d.type).name);
+      }
     }
     planned.push_back({t.name, t.dims, d.type});
     TensorRecord r;
@@ -158,7 +199,7 @@ ModelReport quantize_gguf(const fs::path& input, const fs::path& output, const G
       if (decisions[i].convert) {
         const std::span<const std::byte> staged = reader.next();
         report.tensors[i].error = convert_tensor({reinterpret_cast<const std::uint8_t*>(staged.data()), staged.size()}, t,
-                                                 decisions[i].type, {}, writer, buffer, advance);
+                                                 decisions[i].type, weights[i], writer, buffer, advance);
       } else {
         const std::span<const std::uint8_t> data = in.data(t);
         for (std::uint64_t at = 0; at < data.size(); at += kBatch) {

@@ -236,6 +236,67 @@ class GgufModel(unittest.TestCase):
         self.assertIn("q5_1", text)
 
 
+def write_legacy_imatrix(path, entries, ncall=2):
+    """llama.cpp's legacy .dat importance matrix: values are stored multiplied by ncall."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<i", len(entries)))
+        for name, weights in entries.items():
+            f.write(struct.pack("<i", len(name)) + name.encode())
+            f.write(struct.pack("<ii", ncall, len(weights)))
+            f.write((np.asarray(weights, np.float32) * ncall).astype(np.float32).tobytes())
+
+
+class Imatrix(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.hf, cls.gguf = make_gguf(cls.tmp.name, layers=1, intermediate=768)
+        src = Reader(cls.gguf)
+        rng = np.random.default_rng(5)
+        cls.imatrix = os.path.join(cls.tmp.name, "imatrix.dat")
+        write_legacy_imatrix(cls.imatrix, {n: rng.gamma(1.0, 1.0, t[1][0]) for n, t in src.tensors.items()
+                                           if len(t[1]) == 2 and n != "blk.0.attn_k.weight"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def quantize(self, t, *extra):
+        out = os.path.join(self.tmp.name, f"{t}-{len(extra)}.gguf")
+        report = json.loads(run("quantize", self.gguf, "-o", out, "--type", t, "--pure", "--json", *extra).stdout)
+        return Reader(out), {r["name"]: r for r in report["tensors"]}
+
+    def test_k_quants_use_the_weights_and_say_so(self):
+        plain, _ = self.quantize("q4_K")
+        weighted, report = self.quantize("q4_K", "--imatrix", self.imatrix)
+        self.assertIn("; importance weights", report["blk.0.attn_q.weight"]["reason"])
+        self.assertIn("no importance weights for it", report["blk.0.attn_k.weight"]["reason"])
+        self.assertNotEqual(plain.tensors["blk.0.attn_q.weight"][2], weighted.tensors["blk.0.attn_q.weight"][2])
+        self.assertEqual(plain.tensors["blk.0.attn_k.weight"][2], weighted.tensors["blk.0.attn_k.weight"][2])
+
+    def test_types_without_importance_support_are_reported(self):
+        plain, _ = self.quantize("q4_0")
+        weighted, report = self.quantize("q4_0", "--imatrix", self.imatrix)
+        self.assertIn("importance weights NOT used", report["blk.0.attn_q.weight"]["reason"])
+        self.assertEqual(plain.tensors["blk.0.attn_q.weight"][2], weighted.tensors["blk.0.attn_q.weight"][2])
+
+    def test_bad_imatrix_files(self):
+        bad = os.path.join(self.tmp.name, "bad.dat")
+        with open(self.imatrix, "rb") as f, open(bad, "wb") as g:
+            g.write(f.read()[:-7])
+        p = run("quantize", self.gguf, "-o", os.path.join(self.tmp.name, "x.gguf"), "--type", "q4_K",
+                "--imatrix", bad, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("bad.dat", p.stderr)
+        wrong = os.path.join(self.tmp.name, "wrong.dat")
+        write_legacy_imatrix(wrong, {"blk.0.attn_q.weight": np.ones(100)})
+        p = run("quantize", self.gguf, "-o", os.path.join(self.tmp.name, "x.gguf"), "--type", "q4_K",
+                "--imatrix", wrong, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("blk.0.attn_q.weight", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "x.gguf")))
+
+
 class BadGguf(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -293,6 +354,7 @@ if __name__ == "__main__":
     suite = unittest.TestSuite()
     loader = unittest.defaultTestLoader
     suite.addTests(loader.loadTestsFromTestCase(GgufModel))
+    suite.addTests(loader.loadTestsFromTestCase(Imatrix))
     suite.addTests(loader.loadTestsFromTestCase(BadGguf))
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     sys.exit(0 if result.wasSuccessful() else 1)

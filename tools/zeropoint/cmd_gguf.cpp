@@ -40,6 +40,7 @@ void run_gguf_quantize(const GgufQuantizeArgs& a) {
   options.plan.pure = a.pure;
   options.plan.allow_requantize = a.allow_requantize;
   options.dry_run = a.dry_run;
+  options.imatrix = a.imatrix;
   const std::string output = a.output.empty() ? default_gguf_output(a.input, std::string(ggml::traits(options.plan.type).name)) : a.output;
   ProgressBar bar(a.quiet || a.json);
   options.progress = bar.callback();

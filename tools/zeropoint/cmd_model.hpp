@@ -33,7 +33,7 @@ struct ModelDequantizeArgs {
 void run_model_dequantize(const ModelDequantizeArgs& args);
 
 struct GgufQuantizeArgs {
-  std::string input, output, type, output_type, token_embedding_type;
+  std::string input, output, type, output_type, token_embedding_type, imatrix;
   std::vector<std::pair<bool, std::string>> rules;  ///< (keep?, text) in command-line order
   bool pure = false, allow_requantize = false, dry_run = false, quiet = false, json = false;
 };

@@ -31,7 +31,7 @@ struct QuantizeOptions {
   bool dry_run = false, quiet = false;
   std::string max_shard_size;
   // GGUF only
-  std::string type, output_type, token_embedding_type;
+  std::string type, output_type, token_embedding_type, imatrix;
   bool pure = false, allow_requantize = false;
 };
 
@@ -96,6 +96,8 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("-t,--type", opts->type, "GGUF: llama.cpp type for the weight matrices: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, f16, bf16, f32");
   cmd->add_option("--output-type", opts->output_type, "GGUF: type of output.weight (default q6_K, or q8_0 as llama-quantize)");
   cmd->add_option("--token-embedding-type", opts->token_embedding_type, "GGUF: type of token_embd.weight (default: --type)");
+  cmd->add_option("--imatrix", opts->imatrix,
+                  "GGUF: llama.cpp importance matrix (llama-imatrix's .gguf or legacy .dat), used by the K-quants as llama-quantize does");
   cmd->add_flag("--pure", opts->pure, "GGUF: no special type for output.weight (as llama-quantize --pure)");
   cmd->add_flag("--allow-requantize", opts->allow_requantize, "GGUF: also convert tensors already in a block format");
   cmd->add_flag("-q,--quiet", opts->quiet, "No progress bar");
@@ -115,7 +117,7 @@ void add_quantize(CLI::App& app) {
       "back (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, q2_K/q3_K -> q4_0, then f16).\n"
       "In Python: z = numpy.load('weights.q.npz'); z['codes'], z['scale'], z['zero_point'], str(z['scheme'])");
   cmd->callback([opts, cmd] {
-    const bool gguf_only = !opts->type.empty() || !opts->output_type.empty() || !opts->token_embedding_type.empty() ||
+    const bool gguf_only = !opts->type.empty() || !opts->imatrix.empty() || !opts->output_type.empty() || !opts->token_embedding_type.empty() ||
                            opts->pure || opts->allow_requantize;
     if (is_gguf_path(opts->input)) {
       if (!opts->scheme.empty()) throw Error("a GGUF model takes --type (q4_0, q4_K, ...), not --scheme");
@@ -132,6 +134,7 @@ void add_quantize(CLI::App& app) {
       }
       a.output_type = opts->output_type;
       a.token_embedding_type = opts->token_embedding_type;
+      a.imatrix = opts->imatrix;
       a.pure = opts->pure;
       a.allow_requantize = opts->allow_requantize;
       a.dry_run = opts->dry_run;
@@ -140,7 +143,9 @@ void add_quantize(CLI::App& app) {
       run_gguf_quantize(a);
       return;
     }
-    if (gguf_only) throw Error("--type, --output-type, --token-embedding-type, --pure and --allow-requantize apply to GGUF models (.gguf)");
+    if (gguf_only) {
+      throw Error("--type, --imatrix, --output-type, --token-embedding-type, --pure and --allow-requantize apply to GGUF models (.gguf)");
+    }
     if (is_model_path(opts->input)) {
       ModelQuantizeArgs a;
       a.input = opts->input;
