@@ -7,7 +7,7 @@
 // x86-64 no multiply-add is fused; zeropoint compiles with -ffp-contract=off, and each float
 // expression below keeps ggml's operand order and grouping: reordering a sum or hoisting a
 // product changes the last bit of a scale and, through a rounding decision, a code. The layouts
-// and the search procedures are described in docs/ggml-kquants-notes.md.
+// and the search procedures are described in docs/math.md §11.4 (layouts: docs/formats.md, "llama.cpp block formats").
 #include <cmath>
 #include <cstdint>
 #include <cstring>

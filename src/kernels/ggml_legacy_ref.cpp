@@ -2,7 +2,7 @@
 // the SIMD versions (ggml_legacy_hwy.cpp) match byte for byte. Each computes what ggml-quants.c's
 // quantize_row_*_ref / dequantize_row_* compute, operation for operation in float32 (no fused
 // multiply-add: ggml-base is built for baseline x86-64), including what its undefined float ->
-// integer casts do there (docs/formats.md, "ggml legacy blocks", lists every convention).
+// integer casts do there (docs/math.md §11 lists every convention).
 #include <algorithm>
 #include <bit>
 #include <cmath>

@@ -4,7 +4,7 @@
 // inputs (golden bytes below), and its dequantized values have test-quantize-fns's error bars.
 // Tier two: the SIMD kernels equal the reference bit for bit under every target, on random and
 // edge data. (The large differential comparison against ggml itself runs outside the repo; see
-// docs/ggml-kquants-notes.md.)
+// docs/formats.md, "llama.cpp block formats".)
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -401,7 +401,7 @@ TEST(GgmlKQuants, Q8KIgnoresImportance) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Worked dequantization examples: the block layouts of docs/ggml-kquants-notes.md.
+// Worked dequantization examples: the block layouts of docs/formats.md ("llama.cpp block formats").
 
 void put_half(std::uint8_t* p, std::uint16_t h) { std::memcpy(p, &h, 2); }
 
