@@ -963,44 +963,45 @@ std::size_t expect_dequantize(std::span<const std::uint8_t> blocks, std::span<fl
 }
 }  // namespace kquants_simd
 
-using kquants_simd::expect_dequantize;
-using kquants_simd::expect_quantize;
+// HWY_DYNAMIC_DISPATCH names the exported function unqualified, and in a static-only build
+// (HWY_COMPILE_ONLY_STATIC) it becomes N_<TARGET>::Name, which must be found from here too.
+using namespace kquants_simd;
 
 void f32_q2_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
   if (!importance.empty()) return f32_q2_K_quantize_ref(x, out, importance);
   const std::size_t nb = expect_quantize(x, out, importance, 84);
-  HWY_DYNAMIC_DISPATCH(kquants_simd::Q2K)(x.data(), nb, out.data());
+  HWY_DYNAMIC_DISPATCH(Q2K)(x.data(), nb, out.data());
 }
 void f32_q3_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
   if (!importance.empty()) return f32_q3_K_quantize_ref(x, out, importance);
   const std::size_t nb = expect_quantize(x, out, importance, 110);
-  HWY_DYNAMIC_DISPATCH(kquants_simd::Q3K)(x.data(), nb, out.data());
+  HWY_DYNAMIC_DISPATCH(Q3K)(x.data(), nb, out.data());
 }
 void f32_q4_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
   if (!importance.empty()) return f32_q4_K_quantize_ref(x, out, importance);
   const std::size_t nb = expect_quantize(x, out, importance, 144);
-  HWY_DYNAMIC_DISPATCH(kquants_simd::Q4K)(x.data(), nb, out.data());
+  HWY_DYNAMIC_DISPATCH(Q4K)(x.data(), nb, out.data());
 }
 void f32_q5_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
   if (!importance.empty()) return f32_q5_K_quantize_ref(x, out, importance);
   const std::size_t nb = expect_quantize(x, out, importance, 176);
-  HWY_DYNAMIC_DISPATCH(kquants_simd::Q5K)(x.data(), nb, out.data());
+  HWY_DYNAMIC_DISPATCH(Q5K)(x.data(), nb, out.data());
 }
 void f32_q6_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
   const std::size_t nb = expect_quantize(x, out, importance, 210);
-  HWY_DYNAMIC_DISPATCH(kquants_simd::Q6K)(x.data(), nb, out.data(), importance.empty() ? nullptr : importance.data());
+  HWY_DYNAMIC_DISPATCH(Q6K)(x.data(), nb, out.data(), importance.empty() ? nullptr : importance.data());
 }
 void f32_q8_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
   // q8_K has no importance-weighted variant in ggml: the weights are ignored.
   (void)importance;
   const std::size_t nb = expect_quantize(x, out, {}, 292);
-  HWY_DYNAMIC_DISPATCH(kquants_simd::Q8K)(x.data(), nb, out.data());
+  HWY_DYNAMIC_DISPATCH(Q8K)(x.data(), nb, out.data());
 }
 
 #define ZP_KQUANT_DEQUANTIZE(T, Fn, bytes)                                                \
   void T##_f32_dequantize(std::span<const std::uint8_t> blocks, std::span<float> out) noexcept { \
     const std::size_t nb = expect_dequantize(blocks, out, bytes);                          \
-    HWY_DYNAMIC_DISPATCH(kquants_simd::Fn)(blocks.data(), nb, out.data());                \
+    HWY_DYNAMIC_DISPATCH(Fn)(blocks.data(), nb, out.data());                \
   }
 ZP_KQUANT_DEQUANTIZE(q2_K, DequantizeQ2K, 84)
 ZP_KQUANT_DEQUANTIZE(q3_K, DequantizeQ3K, 110)
