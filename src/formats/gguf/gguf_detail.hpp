@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "core/quoted.hpp"
 #include "zeropoint/formats/gguf.hpp"
 
 namespace zp::gguf::detail {
@@ -18,23 +19,7 @@ namespace zp::gguf::detail {
 inline constexpr std::uint8_t kMagic[4] = {'G', 'G', 'U', 'F'};
 inline constexpr std::uint32_t kVersion = 3;
 
-/// `text` quoted for a one-line message: control and non-ASCII bytes escaped, cut after `max`.
-inline std::string in_quotes(std::string_view text, std::size_t max = 120) {
-  std::string out = "'";
-  for (std::size_t k = 0; k < text.size(); ++k) {
-    if (k == max) {
-      out += fmt::format("...' ({} bytes)", text.size());
-      return out;
-    }
-    const auto c = static_cast<unsigned char>(text[k]);
-    if (c < 0x20 || c >= 0x7F || c == '\'' || c == '\\') {
-      out += fmt::format("\\x{:02x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "'";
-}
+using zp::detail::in_quotes;
 
 /// A little-endian T at p, whatever the host's byte order.
 template <class T>

@@ -17,6 +17,7 @@
 #include <fmt/ranges.h>
 
 #include "core/file_io.hpp"
+#include "core/quoted.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/formats/gguf.hpp"
 #include "zeropoint/formats/imatrix.hpp"
@@ -62,20 +63,7 @@ constexpr std::string_view kChunkSizeKey = "imatrix.chunk_size";
 // llama-quantize quantizes this tensor without the importance matrix when the sizes disagree.
 constexpr std::string_view kTokenEmbd = "token_embd.weight";
 
-// `text` quoted for a one-line message: control and non-ASCII bytes escaped, cut after `max`.
-std::string in_quotes(std::string_view text, std::size_t max = 120) {
-  std::string out = "'";
-  for (std::size_t k = 0; k < text.size(); ++k) {
-    if (k == max) return out + fmt::format("...' ({} bytes)", text.size());
-    const auto c = static_cast<unsigned char>(text[k]);
-    if (c < 0x20 || c >= 0x7F || c == '\'' || c == '\\') {
-      out += fmt::format("\\x{:02x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "'";
-}
+using zp::detail::in_quotes;
 
 // A little-endian 32-bit value at p, whatever the host's byte order.
 template <class T>
