@@ -297,8 +297,19 @@ void add_inspect(CLI::App& app) {
       }
     }
     fmt::print("{}: {} tensors\n", r.input.string(), r.tensors.size());
-    fmt::print("  {:<{}}  {:<5}  {:>16}  {:>10}  {:<22}  {:>6}\n", "tensor", w, "dtype", "shape", "bytes", "scheme", "bits");
+    // GGUF tensors carry their ggml type as their dtype; zeropoint schemes exist only in safetensors.
+    const bool gguf = std::any_of(r.tensors.begin(), r.tensors.end(), [](const TensorRecord& t) { return t.ggml_type.has_value(); });
+    if (gguf) {
+      fmt::print("  {:<{}}  {:<7}  {:>22}  {:>10}  {:>6}\n", "tensor", w, "type", "shape", "bytes", "bits");
+    } else {
+      fmt::print("  {:<{}}  {:<5}  {:>16}  {:>10}  {:<22}  {:>6}\n", "tensor", w, "dtype", "shape", "bytes", "scheme", "bits");
+    }
     for (const TensorRecord& t : r.tensors) {
+      if (gguf) {
+        fmt::print("  {:<{}}  {:<7}  {:>22}  {:>10}  {:>6.2f}\n", t.name, w, t.dtype, shape_str(t.shape),
+                   bytes_str(t.bytes_out), t.bits_per_weight());
+        continue;
+      }
       fmt::print("  {:<{}}  {:<5}  {:>16}  {:>10}  {:<22}  {:>6.2f}\n", t.name, w, t.dtype, shape_str(t.shape),
                  bytes_str(t.bytes_out), t.scheme ? t.scheme->str() : "-", t.bits_per_weight());
     }
