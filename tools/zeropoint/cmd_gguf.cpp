@@ -64,7 +64,7 @@ void add_convert(CLI::App& app) {
   cmd->add_flag("-q,--quiet", opts->quiet, "No progress bar");
   cmd->footer(
       "Examples:\n"
-      "  zeropoint convert model/ -o model-f16.gguf\n"
+      "  zeropoint convert model/ -o model.gguf\n"
       "  zeropoint convert model-q4_K.gguf -o model.safetensors --dtype bf16\n"
       "Tensors keep their names and bytes (shapes are reversed between row-major and ggml order);\n"
       "string metadata is carried both ways, GGUF numbers become text and GGUF arrays are left out.\n"
