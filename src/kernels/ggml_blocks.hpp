@@ -59,8 +59,16 @@ ZP_GGML_LEGACY_PLAIN(bf16)
 /// float32 -> binary16 rounds to nearest even and turns every NaN into sign | 0x7E00 (the
 /// payload is dropped, unlike zp::kernels::f32_f16_convert_ref); binary16 -> float32 is exact
 /// and quiets a signalling NaN (sets bit 22), as ggml's float multiplication does.
-std::uint16_t f32_f16_ggml(float f) noexcept;
-float f16_f32_ggml(std::uint16_t h) noexcept;
+inline std::uint16_t f32_f16_ggml(float f) noexcept {
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(f);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<std::uint16_t>(((bits >> 16) & 0x8000u) | 0x7E00u);
+  return zp::kernels::f32_f16_convert_ref(f);
+}
+inline float f16_f32_ggml(std::uint16_t h) noexcept {
+  const bool nan = (h & 0x7C00u) == 0x7C00u && (h & 0x03FFu) != 0;
+  const float f = zp::kernels::f16_f32_convert_ref(h);
+  return nan ? std::bit_cast<float>(std::bit_cast<std::uint32_t>(f) | 0x00400000u) : f;
+}
 // ---- end legacy
 
 // ---------------------------------------------------------------------------------------------
@@ -90,16 +98,6 @@ namespace detail {
 inline int kq_nearest_int(float v) noexcept {
   const float biased = v + 12582912.f;  // 1.5 * 2^23: the integer lands in the low mantissa bits
   return (std::bit_cast<std::int32_t>(biased) & 0x007fffff) - 0x00400000;
-}
-// ggml's half conversions: the IEEE ones, except that ggml writes every NaN as 0x7E00 (sign
-// kept) and reads a signalling NaN back quiet.
-inline std::uint16_t kq_float_to_half(float f) noexcept {
-  if (std::isnan(f)) return static_cast<std::uint16_t>(((std::bit_cast<std::uint32_t>(f) >> 16) & 0x8000u) | 0x7E00u);
-  return zp::kernels::f32_f16_convert_ref(f);
-}
-inline float kq_half_to_float(std::uint16_t h) noexcept {
-  const float f = zp::kernels::f16_f32_convert_ref(h);
-  return std::isnan(f) ? std::bit_cast<float>(std::bit_cast<std::uint32_t>(f) | 0x00400000u) : f;
 }
 // The affine (scale, minimum) search of q2_K, q4_K and q5_K (ggml's make_qkx2_quants /
 // make_qkx3_quants); shared so the SIMD path can finish a sub-block it hands back.

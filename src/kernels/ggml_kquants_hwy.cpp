@@ -49,7 +49,7 @@ constexpr std::size_t kMaxLanes = 16;
 HWY_INLINE float LoadHalf(const std::uint8_t* p) {
   std::uint16_t h;
   std::memcpy(&h, p, 2);
-  return detail::kq_half_to_float(h);
+  return f16_f32_ggml(h);
 }
 
 // ggml's nearest_int followed by its clamp MAX(lo, MIN(hi, l)), as a float: the mantissa bits

@@ -38,13 +38,13 @@ constexpr T max_c(T a, T b) noexcept {
 float load_half(const std::uint8_t* p) noexcept {
   std::uint16_t h;
   std::memcpy(&h, p, 2);
-  return detail::kq_half_to_float(h);
+  return f16_f32_ggml(h);
 }
 // Stores the half and returns its value, which the requantization step uses.
 float store_half(std::uint8_t* p, float f) noexcept {
-  const std::uint16_t h = detail::kq_float_to_half(f);
+  const std::uint16_t h = f32_f16_ggml(f);
   std::memcpy(p, &h, 2);
-  return detail::kq_half_to_float(h);
+  return f16_f32_ggml(h);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -185,18 +185,6 @@ void quantize_blocks(std::span<const float> x, std::span<std::uint8_t> out, Bloc
 
 }  // namespace
 
-std::uint16_t f32_f16_ggml(float f) noexcept {
-  const std::uint32_t bits = std::bit_cast<std::uint32_t>(f);
-  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<std::uint16_t>(((bits >> 16) & 0x8000u) | 0x7E00u);
-  return zp::kernels::f32_f16_convert_ref(f);
-}
-
-float f16_f32_ggml(std::uint16_t h) noexcept {
-  const bool nan = (h & 0x7C00u) == 0x7C00u && (h & 0x03FFu) != 0;
-  const float f = zp::kernels::f16_f32_convert_ref(h);
-  return nan ? std::bit_cast<float>(std::bit_cast<std::uint32_t>(f) | 0x00400000u) : f;
-}
-
 void f32_q4_0_quantize_ref(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float>) noexcept {
   quantize_blocks<sizeof(BlockQ4_0)>(x, out, q4_0_block);
 }
