@@ -104,21 +104,24 @@ fs::path make_checkpoint() {
   return dir;
 }
 
-// cp of every file in `from` into `to`; with `durable`, each file is flushed to disk (fsync) before
-// it is closed, as zeropoint does before renaming an output into place.
+// cp of one file, in 4 MiB pieces; with `durable`, the copy is flushed to disk (fsync) before it
+// is closed, as zeropoint does before renaming an output into place.
+void copy_file(const fs::path& from, const fs::path& to, bool durable) {
+  std::vector<char> buffer(4 << 20);
+  const int in = ::open(from.c_str(), O_RDONLY);
+  const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  for (ssize_t n; (n = ::read(in, buffer.data(), buffer.size())) > 0;) {
+    for (ssize_t done = 0; done < n;) done += ::write(out, buffer.data() + done, static_cast<std::size_t>(n - done));
+  }
+  if (durable) ::fsync(out);
+  ::close(in);
+  ::close(out);
+}
+
+// The same for every file in `from`, into `to`.
 void copy_folder(const fs::path& from, const fs::path& to, bool durable) {
   fs::create_directories(to);
-  std::vector<char> buffer(4 << 20);
-  for (const auto& e : fs::directory_iterator(from)) {
-    const int in = ::open(e.path().c_str(), O_RDONLY);
-    const int out = ::open((to / e.path().filename()).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    for (ssize_t n; (n = ::read(in, buffer.data(), buffer.size())) > 0;) {
-      for (ssize_t done = 0; done < n;) done += ::write(out, buffer.data() + done, static_cast<std::size_t>(n - done));
-    }
-    if (durable) ::fsync(out);
-    ::close(in);
-    ::close(out);
-  }
+  for (const auto& e : fs::directory_iterator(from)) copy_file(e.path(), to / e.path().filename(), durable);
 }
 
 double timed(const auto& f) {
@@ -191,18 +194,6 @@ fs::path make_gguf() {
   }
   w.commit();
   return path;
-}
-
-void copy_file(const fs::path& from, const fs::path& to, bool durable) {
-  std::vector<char> buffer(4 << 20);
-  const int in = ::open(from.c_str(), O_RDONLY);
-  const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  for (ssize_t n; (n = ::read(in, buffer.data(), buffer.size())) > 0;) {
-    for (ssize_t done = 0; done < n;) done += ::write(out, buffer.data() + done, static_cast<std::size_t>(n - done));
-  }
-  if (durable) ::fsync(out);
-  ::close(in);
-  ::close(out);
 }
 
 // llama-quantize's job: the f32 GGUF requantized with zeropoint's default threads (2 here).
