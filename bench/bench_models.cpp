@@ -130,6 +130,18 @@ double timed(const auto& f) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The counters every whole-model benchmark reports: its rate, and its time as a percentage of the
+// plain and the flushed copy's (fastest runs of each).
+void report_against_copies(benchmark::State& state, std::uint64_t bytes, double best, double best_copy,
+                           double best_durable) {
+  state.counters["GBps"] = static_cast<double>(bytes) / best / 1e9;
+  state.counters["copy_GBps"] = static_cast<double>(bytes) / best_copy / 1e9;
+  state.counters["pct_of_copy"] = 100.0 * best_copy / best;
+  state.counters["durable_copy_GBps"] = static_cast<double>(bytes) / best_durable / 1e9;
+  state.counters["pct_of_durable_copy"] = 100.0 * best_durable / best;
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes) * state.iterations());
+}
+
 void BM_model_quantize(benchmark::State& state, const char* scheme) {
   const fs::path model = make_checkpoint();
   const fs::path out = bench_dir() / "out", copy = bench_dir() / "copy";
@@ -149,12 +161,7 @@ void BM_model_quantize(benchmark::State& state, const char* scheme) {
     best = std::min(best, t);
     state.SetIterationTime(t);
   }
-  state.counters["GBps"] = static_cast<double>(bytes) / best / 1e9;
-  state.counters["copy_GBps"] = static_cast<double>(bytes) / best_copy / 1e9;
-  state.counters["pct_of_copy"] = 100.0 * best_copy / best;
-  state.counters["durable_copy_GBps"] = static_cast<double>(bytes) / best_durable / 1e9;
-  state.counters["pct_of_durable_copy"] = 100.0 * best_durable / best;
-  state.SetBytesProcessed(static_cast<std::int64_t>(bytes) * state.iterations());
+  report_against_copies(state, bytes, best, best_copy, best_durable);
 }
 
 // A llama-shaped float32 GGUF of about 1.2 GiB: one 4096-wide layer, embeddings and output of a
@@ -216,12 +223,7 @@ void BM_gguf_quantize(benchmark::State& state, const char* type) {
     best = std::min(best, t);
     state.SetIterationTime(t);
   }
-  state.counters["GBps"] = static_cast<double>(bytes) / best / 1e9;
-  state.counters["copy_GBps"] = static_cast<double>(bytes) / best_copy / 1e9;
-  state.counters["pct_of_copy"] = 100.0 * best_copy / best;
-  state.counters["durable_copy_GBps"] = static_cast<double>(bytes) / best_durable / 1e9;
-  state.counters["pct_of_durable_copy"] = 100.0 * best_durable / best;
-  state.SetBytesProcessed(static_cast<std::int64_t>(bytes) * state.iterations());
+  report_against_copies(state, bytes, best, best_copy, best_durable);
 }
 
 BENCHMARK_CAPTURE(BM_gguf_quantize, q8_0, "q8_0")->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);

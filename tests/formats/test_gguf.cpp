@@ -19,12 +19,17 @@
 
 #include <fmt/format.h>
 
+#include "formats/file_test_util.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/formats/gguf.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+using zp::testing::error_of;
+using zp::testing::slurp;
+using zp::testing::TempDir;
+using zp::testing::expect_names;
 namespace gguf = zp::gguf;
 using zp::ggml::Type;
 using gguf::Array;
@@ -33,59 +38,10 @@ using gguf::PlannedTensor;
 using gguf::Value;
 using gguf::ValueType;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "zp-gguf-test-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  std::vector<std::string> files() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-  fs::path put(const std::string& name, std::string_view bytes) const {
-    std::ofstream(path_ / name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path_ / name;
-  }
-
- private:
-  fs::path path_;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::span<const std::uint8_t> bytes_of(std::string_view s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
 std::string string_of(std::span<const std::uint8_t> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const zp::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no zp::Error was thrown";
-  return {};
-}
-
-// The message is one line and holds every part.
-void expect_names(const std::string& message, std::initializer_list<std::string_view> parts) {
-  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-  for (std::string_view part : parts) {
-    EXPECT_NE(message.find(part), std::string::npos) << "message: " << message << "\nlacks: " << part;
-  }
-}
 
 // Opens `bytes` as bad.gguf and returns the error, which must name the file and `parts`.
 std::string refused(std::string_view bytes, std::initializer_list<std::string_view> parts = {}) {

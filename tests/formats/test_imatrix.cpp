@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/file_test_util.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/formats/gguf.hpp"
 #include "zeropoint/formats/imatrix.hpp"
@@ -24,6 +25,9 @@
 namespace {
 
 namespace fs = std::filesystem;
+using zp::testing::error_of;
+using zp::testing::slurp;
+using zp::testing::TempDir;
 namespace gguf = zp::gguf;
 using zp::ggml::Type;
 using zp::imatrix::Entry;
@@ -33,43 +37,8 @@ using zp::imatrix::ImportanceMatrix;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "zp-imatrix-test-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  fs::path put(const std::string& name, std::string_view bytes) const {
-    std::ofstream(path_ / name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path_ / name;
-  }
-
- private:
-  fs::path path_;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::span<const std::uint8_t> bytes_of(std::string_view s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const zp::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no zp::Error was thrown";
-  return {};
 }
 
 // A refusal: one line, naming the file, and containing each of `parts`.

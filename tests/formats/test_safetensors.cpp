@@ -4,6 +4,7 @@
 // read by Python's json module and numpy.frombuffer, the way the safetensors library reads them.
 #include <gtest/gtest.h>
 
+#include "formats/file_test_util.hpp"
 #include "formats/tensor_test_util.hpp"
 
 #include <algorithm>
@@ -27,6 +28,10 @@
 namespace {
 
 namespace fs = std::filesystem;
+using zp::testing::error_of;
+using zp::testing::slurp;
+using zp::testing::TempDir;
+using zp::testing::expect_names;
 namespace st = zp::safetensors;
 using zp::DType;
 using zp::Shape;
@@ -34,37 +39,6 @@ using zp::Tensor;
 using zp::TensorView;
 using zp::testing::patterned;
 using Bytes = std::vector<std::byte>;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "zp-safetensors-test-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  std::vector<std::string> files() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-  fs::path put(const std::string& name, std::string_view bytes) const {
-    std::ofstream(path_ / name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path_ / name;
-  }
-
- private:
-  fs::path path_;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string string_of(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 std::span<const std::byte> bytes_of(std::string_view s) {
@@ -83,25 +57,6 @@ std::string craft(std::string_view json, std::size_t data_bytes = 0) {
 }
 std::string entry(std::string_view dtype, std::string_view shape, std::uint64_t begin, std::uint64_t end) {
   return fmt::format(R"({{"dtype":"{}","shape":{},"data_offsets":[{},{}]}})", dtype, shape, begin, end);
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const zp::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no zp::Error was thrown";
-  return {};
-}
-
-// The message is one line and holds every part.
-void expect_names(const std::string& message, std::initializer_list<std::string_view> parts) {
-  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-  for (std::string_view part : parts) {
-    EXPECT_NE(message.find(part), std::string::npos) << "message: " << message << "\nlacks: " << part;
-  }
 }
 
 // Opens `bytes` as bad.safetensors and returns the error, which must name the file and `parts`.
