@@ -15,11 +15,14 @@
 //            zp=int|float     integer zero point (default), or a float offset x = q*scale + min
 //            recip            divide by multiplying with the float32 reciprocal 1/scale, as
 //                             PyTorch (fbgemm) and ggml do, instead of dividing (ONNX, TFLite)
+//            mse              shrink each group's range to the clipping with the least squared
+//                             error on the group's own values (compute_params, docs/math.md §12)
 //
 // Defaults: signed types are symmetric with the narrow range (ONNX Runtime, TFLite weights,
 // ggml Q8_0); unsigned types are asymmetric with the full range; asymmetric means full range.
 // Examples: "int8", "uint8:asym", "int8:channel=0", "int4:block=32", "uint4:block=128:asym",
-// "int8:full" (PyTorch's symmetric qint8), "uint4:block=32:asym:zp=float" (ggml Q4_1-like).
+// "int8:full" (PyTorch's symmetric qint8), "uint4:block=32:asym:zp=float" (ggml Q4_1-like),
+// "int4:block=32:mse" (outliers clipped where that lowers the error).
 // See docs/math.md for what each option does to the formulas.
 #pragma once
 
@@ -59,6 +62,11 @@ struct Scheme {
   /// q is computed from x * (1/scale) rather than x / scale. The two differ in the last bit of
   /// the quotient for some x, which moves a code when the quotient lands next to a tie.
   bool reciprocal = false;
+  /// compute_params(TensorView, ...) searches, per group, for the shrunk range [a*min, a*max]
+  /// (a from 1 down to 0.2) whose quantize -> dequantize round trip has the least squared error
+  /// on that group's values, instead of using the plain range. Outliers are clipped when the
+  /// finer step for everything else is worth more than what the clipping costs them.
+  bool mse = false;
 
   /// Parses the text form. Throws zp::Error saying what was expected.
   static Scheme parse(std::string_view text);

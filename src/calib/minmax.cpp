@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "calib/mse.hpp"
 #include "core/chunk_input.hpp"
 #include "core/runs.hpp"
 #include "core/thread_pool.hpp"
@@ -145,7 +146,9 @@ Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOp
 
 QParams compute_params(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {
   const bool symmetric_range = scheme.symmetric && scheme.zero_point != ZeroPointKind::float_offset;
-  return compute_params(observe(x, scheme, options, symmetric_range), scheme);
+  const Ranges ranges = observe(x, scheme, options, symmetric_range);
+  if (scheme.mse) return detail::mse_clipped_params(x, ranges, scheme);
+  return compute_params(ranges, scheme);
 }
 
 }  // namespace zp

@@ -340,6 +340,8 @@ namespace {
 // Whether every parameter group is one contiguous run whose packed codes start on a byte
 // boundary: then a group can be observed and quantized while it is in cache (one DRAM pass).
 bool fusable(const ParamLayout& l, const Scheme& s) {
+  // mse searches each group's clipping over its values (compute_params): not a min/max pass.
+  if (s.mse) return false;
   const std::int64_t per_byte = 8 / std::min(container_bits(s.bits), 8);
   if (l.granularity == Granularity::channel) return l.outer == 1 && l.inner > 1 && l.inner % per_byte == 0;
   if (l.granularity == Granularity::block) {

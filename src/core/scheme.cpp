@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::string_view kGrammar =
     "expected TYPE[:OPTION]..., TYPE one of int2..int8, int16, uint2..uint8, uint16, OPTION one of "
-    "channel[=AXIS], block=B, axis=AXIS, sym, asym, narrow, full, round=even|away|up, zp=int|float, recip "
+    "channel[=AXIS], block=B, axis=AXIS, sym, asym, narrow, full, round=even|away|up, zp=int|float, recip, mse "
     "(for example int8, uint8:asym, int8:channel=0, int4:block=32)";
 
 [[noreturn]] void fail(std::string_view text, std::string_view why) {
@@ -99,6 +99,9 @@ Scheme Scheme::parse(std::string_view text) {
     } else if (key == "recip") {
       no_value();
       s.reciprocal = true;
+    } else if (key == "mse") {
+      no_value();
+      s.mse = true;
     } else if (key == "round") {
       if (value == "even") s.rounding = Rounding::half_even;
       else if (value == "away") s.rounding = Rounding::half_away;
@@ -181,6 +184,7 @@ std::string Scheme::str() const {
   if (rounding == Rounding::half_up) out += ":round=up";
   if (zero_point == ZeroPointKind::float_offset) out += ":zp=float";
   if (reciprocal) out += ":recip";
+  if (mse) out += ":mse";
   return out;
 }
 

@@ -68,11 +68,21 @@ TEST(Scheme, OtherOptions) {
   EXPECT_FALSE(us.narrow);
 }
 
+TEST(Scheme, MseOption) {
+  EXPECT_FALSE(Scheme::parse("int4:block=32").mse);
+  const Scheme s = Scheme::parse("int4:mse:block=32");
+  EXPECT_TRUE(s.mse);
+  EXPECT_EQ(s.block, 32);
+  EXPECT_EQ(s.str(), "int4:block=32:mse");
+  EXPECT_NE(s, Scheme::parse("int4:block=32"));
+}
+
 TEST(Scheme, CanonicalTextRoundTrips) {
   for (const char* text :
        {"int8", "uint8:asym", "int8:channel=0", "int4:block=32", "uint4:block=128:asym", "int8:full",
         "int8:asym:narrow", "uint8:sym", "int4:block=16:axis=0", "int2:channel=-1:round=away",
-        "uint4:block=32:asym:zp=float", "int8:full:recip", "int16:round=up", "uint16:asym", "int3:asym", "int5:channel=2:full"}) {
+        "uint4:block=32:asym:zp=float", "int8:full:recip", "int16:round=up", "uint16:asym", "int3:asym", "int5:channel=2:full",
+        "int4:block=32:mse", "int8:channel=0:mse", "uint4:block=32:asym:zp=float:recip:mse"}) {
     const Scheme s = Scheme::parse(text);
     EXPECT_EQ(s.str(), text);
     EXPECT_EQ(Scheme::parse(s.str()), s) << text;
@@ -95,6 +105,7 @@ TEST(Scheme, EveryValidCombinationRoundTrips) {
           for (auto zpk : {ZeroPointKind::integer, ZeroPointKind::float_offset}) {
             for (auto r : {Rounding::half_even, Rounding::half_away, Rounding::half_up}) {
              for (bool recip : {false, true}) {
+             for (bool mse : {false, true}) {
               for (int g = 0; g < 3; ++g) {
                 Scheme s;
                 s.bits = bits;
@@ -104,6 +115,7 @@ TEST(Scheme, EveryValidCombinationRoundTrips) {
                 s.zero_point = zpk;
                 s.rounding = r;
                 s.reciprocal = recip;
+                s.mse = mse;
                 s.granularity = static_cast<Granularity>(g);
                 s.axis = g == 0 ? 0 : (g == 1 ? 1 : -1);
                 s.block = g == 2 ? 64 : 0;
@@ -116,13 +128,14 @@ TEST(Scheme, EveryValidCombinationRoundTrips) {
                 ++checked;
               }
              }
+             }
             }
           }
         }
       }
     }
   }
-  EXPECT_GT(checked, 1000);
+  EXPECT_GT(checked, 2000);
 }
 
 void expect_parse_error(const char* text, const char* fragment) {
@@ -160,6 +173,7 @@ TEST(Scheme, BadStringsSayWhatWasExpected) {
   expect_parse_error("uint8:sym:narrow", "symmetric unsigned");
   expect_parse_error("int8:sym:zp=float", "needs asym");
   expect_parse_error("int8::asym", "unknown option ''");
+  expect_parse_error("int8:mse=1", "takes no value");
 }
 
 TEST(Scheme, AxisResolution) {
