@@ -82,6 +82,14 @@ class Observer {
   /// batch (or one with no finite value) counts as a batch and changes no range.
   void update(std::span<const float> batch);
 
+  /// One batch known only by the extremes and count of its finite values (computed elsewhere,
+  /// e.g. by ReduceMin/ReduceMax inside ONNX Runtime): the same as update() on that batch for
+  /// minmax and moving_average. Throws zp::Error for the histogram methods, which need values.
+  void update_extremes(float min, float max, std::int64_t finite_count);
+
+  /// True for the methods that only need each batch's extremes (minmax, moving_average).
+  static bool needs_values(Method method) noexcept { return method != Method::minmax && method != Method::moving_average; }
+
   /// Adds what `other` observed, as if its batches had come to this observer too. Exact for
   /// every method but moving_average, whose two averages are combined weighted by the number of
   /// batches that set them (the order of batches across the two is unknown). Throws zp::Error

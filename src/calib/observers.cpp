@@ -160,6 +160,27 @@ void Observer::update(std::span<const float> batch) {
   }
 }
 
+void Observer::update_extremes(float batch_min, float batch_max, std::int64_t finite_count) {
+  if (uses_histogram(options_.method)) {
+    throw Error(fmt::format("the {} observer needs the values, not only their extremes", method_name(options_.method)));
+  }
+  ++batches_;
+  if (finite_count <= 0 || !(batch_min <= batch_max)) return;
+  count_ += finite_count;
+  min_ = std::min(min_, batch_min);
+  max_ = std::max(max_, batch_max);
+  if (options_.method == Method::moving_average) {
+    if (averaged_batches_ == 0) {
+      average_min_ = batch_min;
+      average_max_ = batch_max;
+    } else {
+      average_min_ += options_.momentum * (batch_min - average_min_);
+      average_max_ += options_.momentum * (batch_max - average_max_);
+    }
+    ++averaged_batches_;
+  }
+}
+
 void Observer::merge(const Observer& other) {
   if (!same_options(options_, other.options_)) {
     throw Error(fmt::format("cannot merge observers with different options ({} {} and {} {})", method_name(options_.method),

@@ -24,6 +24,7 @@
 #include "zeropoint/formats/safetensors.hpp"
 #include "zeropoint/ggml_model.hpp"
 #include "zeropoint/model.hpp"
+#include "zeropoint/onnx_model.hpp"
 #include "zeropoint/params.hpp"
 #include "zeropoint/quantize.hpp"
 
@@ -657,12 +658,51 @@ AnalyzeReport analyze_gguf(const fs::path& input, const std::vector<Candidate>& 
   return report;
 }
 
+// ONNX: the weights of Conv/ConvTranspose/MatMul/Gemm, each candidate's channel or block axis
+// put where quantize would put it for that operator (output channels; the reduction axis).
+AnalyzeReport analyze_onnx(const fs::path& input, const std::vector<Candidate>& candidates, const std::string& filter,
+                           const ObserveOptions& observe, const Progress& progress) {
+  const auto start = Clock::now();
+  const std::optional<std::regex> only = filter_regex(filter);
+  OnnxQuantizeOptions plan;
+  plan.dry_run = true;
+  std::map<std::string, std::pair<int, int>> axes;  // weight -> (channel axis, block axis)
+  for (const TensorRecord& r : quantize_onnx(input, {}, plan).tensors) axes[r.name].first = r.scheme ? r.scheme->axis : 0;
+  plan.weight_scheme = Scheme::parse("int4:block=2");
+  for (const TensorRecord& r : quantize_onnx(input, {}, plan).tensors) axes[r.name].second = r.scheme ? r.scheme->axis : 0;
+  AnalyzeReport report;
+  report.input = input;
+  report.candidates = candidates;
+  auto weights = onnx_weights(input);
+  std::uint64_t total = 0, done = 0;
+  for (const auto& [name, values] : weights) total += values.nbytes();
+  for (const auto& [name, values] : weights) {
+    const auto it = axes.find(name);
+    if (it == axes.end() || (only && !std::regex_search(name, *only))) {
+      report.other_bytes += values.nbytes();
+      continue;
+    }
+    if (progress) progress(done, total, name);
+    std::vector<Candidate> placed = candidates;
+    for (Candidate& c : placed) {
+      if (c.scheme && c.scheme->granularity == Granularity::channel) c.scheme->axis = it->second.first;
+      if (c.scheme && c.scheme->granularity == Granularity::block) c.scheme->axis = it->second.second;
+    }
+    report.rows.push_back(measure_candidates(values.view(), name, "FLOAT", values.nbytes(), placed, observe, input));
+    done += values.nbytes();
+  }
+  if (progress) progress(total, total, "");
+  report.seconds = seconds_since(start);
+  return report;
+}
+
 }  // namespace
 
 AnalyzeReport analyze_model(const fs::path& input, const std::vector<Candidate>& candidates, const std::string& filter,
                             const ObserveOptions& observe, const Progress& progress) {
   if (candidates.empty()) throw Error("analyze needs at least one candidate scheme or type");
   if (is_gguf_path(input)) return analyze_gguf(input, candidates, filter, observe, progress);
+  if (is_onnx_path(input)) return analyze_onnx(input, candidates, filter, observe, progress);
   const auto start = Clock::now();
   const st::Checkpoint ck = st::Checkpoint::open(input);
   if (ck.metadata().contains(kMetadataKey)) {

@@ -192,6 +192,33 @@ TEST(CalibObserver, MovingAverageFollowsItsRecurrence) {
   EXPECT_EQ(obs.batches(), 31);
 }
 
+// ONNX calibration feeds minmax and moving_average the extremes ONNX Runtime computed: the
+// result must be what update() on the values gives.
+TEST(CalibObserver, ExtremesOfABatchActAsItsValues) {
+  for (const Method m : {Method::minmax, Method::moving_average}) {
+    Rng rng(21);
+    Observer by_values(options(m)), by_extremes(options(m));
+    for (int k = 0; k < 12; ++k) {
+      const std::vector<float> b = normal(rng, 500, 1.0f + 0.25f * static_cast<float>(k));
+      by_values.update(b);
+      const auto [lo, hi] = std::minmax_element(b.begin(), b.end());
+      by_extremes.update_extremes(*lo, *hi, static_cast<std::int64_t>(b.size()));
+    }
+    by_extremes.update_extremes(0, 0, 0);  // an empty batch counts as a batch, nothing more
+    by_values.update(std::vector<float>{});
+    EXPECT_EQ(by_extremes.range().min, by_values.range().min) << method_name(m);
+    EXPECT_EQ(by_extremes.range().max, by_values.range().max) << method_name(m);
+    EXPECT_EQ(by_extremes.count(), by_values.count());
+    EXPECT_EQ(by_extremes.batches(), by_values.batches());
+    EXPECT_FALSE(Observer::needs_values(m));
+  }
+  for (const Method m : {Method::percentile, Method::entropy, Method::mse}) {
+    Observer o(options(m));
+    EXPECT_TRUE(Observer::needs_values(m));
+    EXPECT_THROW(o.update_extremes(-1, 1, 10), zp::Error) << method_name(m);
+  }
+}
+
 TEST(CalibObserver, MovingAverageMergeWeighsByBatches) {
   Rng rng(13);
   ObserverOptions o = options(Method::moving_average);

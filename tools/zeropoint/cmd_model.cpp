@@ -16,6 +16,7 @@
 #include "commands.hpp"
 #include "output.hpp"
 #include "zeropoint/error.hpp"
+#include "zeropoint/onnx_model.hpp"
 
 namespace zp::cli {
 namespace {
@@ -168,7 +169,8 @@ void ProgressBar::finish() {
 
 bool is_model_path(const std::string& path) {
   const fs::path p(path);
-  return p.extension() == ".safetensors" || p.extension() == ".json" || p.extension() == ".gguf" || fs::is_directory(p);
+  return p.extension() == ".safetensors" || p.extension() == ".json" || p.extension() == ".gguf" ||
+         p.extension() == ".onnx" || fs::is_directory(p);
 }
 
 std::uint64_t parse_size(const std::string& text) {
@@ -272,10 +274,14 @@ void add_inspect(CLI::App& app) {
   };
   auto opts = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("inspect", "List a model's tensors: dtype or ggml type, shape, bytes, scheme if quantized");
-  cmd->add_option("input", opts->input, "A .gguf file, or a .safetensors file, an index .json or a folder holding a checkpoint")->required();
+  cmd->add_option("input", opts->input, "An .onnx or .gguf model, or a .safetensors file, an index .json or a folder holding a checkpoint")->required();
   cmd->add_flag("--json", opts->json, "Print the listing as one JSON object");
-  cmd->footer("Examples:\n  zeropoint inspect model/\n  zeropoint inspect model.zp.safetensors --json\n  zeropoint inspect model-q4_K.gguf");
+  cmd->footer("Examples:\n  zeropoint inspect det.onnx\n  zeropoint inspect model/\n  zeropoint inspect model.zp.safetensors --json\n  zeropoint inspect model-q4_K.gguf");
   cmd->callback([opts] {
+    if (is_onnx_path(opts->input)) {
+      run_onnx_inspect(opts->input, opts->json);
+      return;
+    }
     const ModelReport r = is_gguf_path(opts->input) ? inspect_gguf(opts->input) : inspect_model(opts->input);
     if (opts->json) {
       nlohmann::json j = report_json(r);
@@ -334,7 +340,7 @@ void add_analyze(CLI::App& app) {
   auto opts = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
       "analyze", "Measure every matrix of a model under candidate schemes or ggml types: error and size, worst tensors first");
-  cmd->add_option("input", opts->input, "A .gguf file, or a .safetensors file, an index .json or a folder holding a checkpoint")->required();
+  cmd->add_option("input", opts->input, "An .onnx or .gguf model, or a .safetensors file, an index .json or a folder holding a checkpoint")->required();
   cmd->add_option("--schemes", opts->schemes,
                   "Candidates, comma-separated or repeated: zeropoint schemes (int8:channel=0, int4:block=32, ...) and "
                   "llama.cpp types (q8_0, q4_0, q4_K, q6_K, ...). Default: int8, int8:channel=0, int4:block=32, "
@@ -351,6 +357,7 @@ void add_analyze(CLI::App& app) {
       "  zeropoint analyze model/ --schemes int8,int8:channel=0,int4:block=32,int4:block=128\n"
       "  zeropoint analyze model.safetensors --filter 'mlp' --csv > mlp.csv\n"
       "  zeropoint analyze model-f16.gguf --schemes q8_0,q4_K,q4_0,int4:block=32\n"
+      "  zeropoint analyze det.onnx --schemes int8,int8:channel,int8:channel:mse,int4:block=32\n"
       "SQNR is 10 log10(sum x^2 / sum (x - dequantized)^2) per tensor: higher is better, each 6 dB is\n"
       "about one bit. Tensors that lose the most come first: candidates for --keep or a finer --rule.");
   cmd->callback([opts] {

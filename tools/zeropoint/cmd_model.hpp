@@ -39,6 +39,17 @@ struct GgufQuantizeArgs {
 };
 void run_gguf_quantize(const GgufQuantizeArgs& args);
 
+struct OnnxQuantizeArgs {
+  std::string input, output, mode, scheme, activation_scheme, method;
+  std::vector<std::pair<bool, std::string>> rules;  ///< (keep?, text) in command-line order
+  std::vector<std::string> calibration, exclude_ops, exclude_nodes;
+  double percentile = 0;
+  int threads = 0;
+  bool quantize_norm = false, dry_run = false, quiet = false, json = false;
+};
+void run_onnx_quantize(const OnnxQuantizeArgs& args);
+void run_onnx_inspect(const std::string& input, bool json);
+
 /// The report of quantize (or convert, as JSON): plan, errors, totals.
 void print_model_report(const ModelReport& r, bool json, bool dry_run);
 

@@ -11,6 +11,7 @@
 #include "output.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/ggml_model.hpp"
+#include "zeropoint/onnx_model.hpp"
 #include "zeropoint/pipeline.hpp"
 
 namespace zp::cli {
@@ -30,6 +31,12 @@ struct QuantizeOptions {
   CLI::Option* keep_option = nullptr;
   bool dry_run = false, quiet = false;
   std::string max_shard_size;
+  // ONNX only
+  std::string mode, activation_scheme, method;
+  std::vector<std::string> calibration, exclude_ops, exclude_nodes;
+  double percentile = 0;
+  int ort_threads = 0;
+  bool quantize_norm = false;
   // GGUF only
   std::string type, output_type, token_embedding_type, imatrix;
   bool pure = false, allow_requantize = false;
@@ -76,7 +83,7 @@ void add_quantize(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "quantize", "Quantize a .npy array into a .npz, a safetensors checkpoint into a quantized checkpoint, or a GGUF model into llama.cpp's block formats");
   cmd->add_option("input", opts->input,
-                  "A .npy file (float32, float16 or float64), a checkpoint (a .safetensors file, an index .json or a folder), or a .gguf model")
+                  "A .npy file (float32, float16 or float64), a checkpoint (a .safetensors file, an index .json or a folder), a .gguf or an .onnx model")
       ->required();
   cmd->add_option("-o,--output", opts->output,
                   "Output .npz for an array; for a checkpoint a .safetensors file or a folder (default: beside the input, "
@@ -100,9 +107,21 @@ void add_quantize(CLI::App& app) {
                   "GGUF: llama.cpp importance matrix (llama-imatrix's .gguf or legacy .dat), used by the K-quants as llama-quantize does");
   cmd->add_flag("--pure", opts->pure, "GGUF: no special type for output.weight (as llama-quantize --pure)");
   cmd->add_flag("--allow-requantize", opts->allow_requantize, "GGUF: also convert tensors already in a block format");
+  cmd->add_option("--mode", opts->mode, "ONNX: weights (weight-only QDQ, default), dynamic (as quantize_dynamic) or static (W8A8, calibrated)");
+  cmd->add_option("--activation-scheme", opts->activation_scheme, "ONNX static: the activations' scheme (default uint8:asym; or int8)");
+  cmd->add_option("--calibration", opts->calibration, "ONNX static: sample inputs, one file per sample (.npz with one array per model input, or .npy for a single-input model)");
+  cmd->add_option("--method", opts->method, "ONNX static: calibration observer: minmax (default), moving_average, percentile, entropy, mse");
+  cmd->add_option("--percentile", opts->percentile, "ONNX static, --method percentile: the percentile kept (default 99.999)");
+  cmd->add_option("--exclude-op", opts->exclude_ops, "ONNX: leave every node of this operator type in float (repeatable)");
+  cmd->add_option("--exclude-node", opts->exclude_nodes, "ONNX: leave the nodes whose name matches REGEX in float (repeatable)");
+  cmd->add_flag("--quantize-norm", opts->quantize_norm, "ONNX static: also quantize what normalization operators (LayerNorm parts, Softmax) read");
+  cmd->add_option("--ort-threads", opts->ort_threads, "ONNX static: ONNX Runtime's threads for calibration (default: its own)");
   cmd->add_flag("-q,--quiet", opts->quiet, "No progress bar");
   cmd->footer(
       "Examples:\n"
+      "  zeropoint quantize det.onnx -o det-int8.onnx                       (weights: int8 per output channel)\n"
+      "  zeropoint quantize det.onnx --mode static --calibration samples/*.npy --method entropy\n"
+      "  zeropoint quantize encoder.onnx --mode weights --scheme int4:block=32  (opset 21)\n"
       "  zeropoint quantize model-f16.gguf -o model-q4_K.gguf --type q4_K\n"
       "  zeropoint quantize model-f16.gguf --type q4_0 --rule 'ffn_down=q8_0' --keep 'attn_v' --dry-run\n"
       "  zeropoint quantize weights.npy --scheme int8:channel=0 -o weights.q.npz\n"
@@ -119,6 +138,40 @@ void add_quantize(CLI::App& app) {
   cmd->callback([opts, cmd] {
     const bool gguf_only = !opts->type.empty() || !opts->imatrix.empty() || !opts->output_type.empty() || !opts->token_embedding_type.empty() ||
                            opts->pure || opts->allow_requantize;
+    const bool onnx_only = !opts->mode.empty() || !opts->activation_scheme.empty() || !opts->calibration.empty() ||
+                           !opts->method.empty() || !opts->exclude_ops.empty() || !opts->exclude_nodes.empty() ||
+                           opts->quantize_norm || opts->percentile > 0 || opts->ort_threads > 0;
+    if (is_onnx_path(opts->input)) {
+      if (gguf_only) throw Error("--type and the other GGUF options do not apply to ONNX models; use --scheme");
+      if (!opts->max_shard_size.empty()) throw Error("--max-shard-size applies to safetensors checkpoints, not to ONNX");
+      OnnxQuantizeArgs a;
+      a.input = opts->input;
+      a.output = opts->output;
+      a.mode = opts->mode;
+      a.scheme = opts->scheme;
+      std::size_t next_rule = 0, next_keep = 0;
+      for (const CLI::Option* o : cmd->parse_order()) {
+        if (o == opts->rule_option) a.rules.emplace_back(false, opts->rules.at(next_rule++));
+        if (o == opts->keep_option) a.rules.emplace_back(true, opts->keeps.at(next_keep++));
+      }
+      a.activation_scheme = opts->activation_scheme;
+      a.calibration = opts->calibration;
+      a.method = opts->method;
+      a.percentile = opts->percentile;
+      a.exclude_ops = opts->exclude_ops;
+      a.exclude_nodes = opts->exclude_nodes;
+      a.quantize_norm = opts->quantize_norm;
+      a.threads = opts->ort_threads;
+      a.dry_run = opts->dry_run;
+      a.quiet = opts->quiet;
+      a.json = opts->json;
+      run_onnx_quantize(a);
+      return;
+    }
+    if (onnx_only) {
+      throw Error("--mode, --calibration, --method, --activation-scheme, --exclude-op, --exclude-node and "
+                  "--quantize-norm apply to ONNX models (.onnx)");
+    }
     if (is_gguf_path(opts->input)) {
       if (!opts->scheme.empty()) throw Error("a GGUF model takes --type (q4_0, q4_K, ...), not --scheme");
       if (!opts->max_shard_size.empty()) throw Error("--max-shard-size applies to safetensors checkpoints, not to GGUF");

@@ -12,5 +12,6 @@ void add_bench(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_analyze(CLI::App& app);
 void add_convert(CLI::App& app);
+void add_calibrate(CLI::App& app);
 
 }  // namespace zp::cli

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   zp::cli::add_inspect(app);
   zp::cli::add_analyze(app);
   zp::cli::add_convert(app);
+  zp::cli::add_calibrate(app);
   zp::cli::add_bench(app);
 
   try {
