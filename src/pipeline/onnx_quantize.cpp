@@ -400,7 +400,8 @@ void OnnxJob::replace_constant(WeightPlan& w, const QuantizedTensor& q) {
   if (s.zero_point != ZeroPointKind::integer) {
     throw Error(fmt::format("weight '{}': ONNX's DequantizeLinear takes an integer zero point; drop zp=float from {}", name, s.str()));
   }
-  const Tensor codes = unpack_codes(q);
+  // 8-bit codes are already one per byte; only 4-bit ones need unpacking before ONNX's packing.
+  const Tensor codes = s.bits == 8 ? Tensor() : unpack_codes(q);
   // The codes replace the float data in place, so an initializer keeps its position.
   t.clear_raw_data();
   t.clear_float_data();
@@ -410,7 +411,7 @@ void OnnxJob::replace_constant(WeightPlan& w, const QuantizedTensor& q) {
   t.set_data_type(code_type);
   t.set_name(codes_name);
   if (s.bits == 4) t.set_raw_data(pack_int4(codes));
-  else t.set_raw_data(static_cast<const char*>(codes.data()), codes.nbytes());
+  else t.set_raw_data(reinterpret_cast<const char*>(q.data.data()), q.data.size());
 
   const Shape scale_shape = s.granularity == Granularity::tensor ? Shape{} : q.params.param_shape;
   std::vector<pb::TensorProto> params;
@@ -454,6 +455,9 @@ void OnnxJob::replace_constant(WeightPlan& w, const QuantizedTensor& q) {
 
 void OnnxJob::quantize_weights() {
   const auto total = static_cast<std::uint64_t>(std::count_if(weights_.begin(), weights_.end(), [](auto& w) { return w.quantize; }));
+  ExternalFiles files;
+  Tensor scratch;
+  QuantizedTensor q;  // reused: fresh pages for every weight cost more than quantizing them
   std::uint64_t done = 0;
   for (auto& w : weights_) {
     if (!w.quantize) continue;
@@ -469,13 +473,13 @@ void OnnxJob::quantize_weights() {
     rec.bytes_in = static_cast<std::uint64_t>(numel(t)) * dtype_size(dtype);
     rec.bytes_out = static_cast<std::uint64_t>(quantized_bytes(rec.shape, w.scheme));
     if (!options_.dry_run) {
-      const Tensor values = read_float(model_, t);
+      // The weights are read where they lie (mapped external data, or the model's own bytes).
+      const TensorView values = float_view(model_, t, files, scratch);
       ObserveOptions observe;
       observe.name = w.constant.name;
-      QuantizedTensor q;
       ErrorMetrics error;
       try {
-        quantize(values.view(), w.scheme, observe, q, error);
+        quantize(values, w.scheme, observe, q, error);
       } catch (const Error& e) {
         throw Error(fmt::format("{}: {}", input_.string(), e.what()));
       }
@@ -976,7 +980,7 @@ OnnxReport OnnxJob::run() {
     }
     SaveOptions save_options;
     save_options.external_threshold = options_.external_threshold;
-    report_.files = save(model_, output_, save_options);
+    report_.files = save(std::move(model_), output_, save_options);
   }
   for (const auto& t : report_.tensors) {
     report_.bytes_in += t.bytes_in;

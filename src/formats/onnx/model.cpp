@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <unordered_set>
@@ -388,6 +389,42 @@ std::vector<std::byte> read_raw(const Model& model, const pb::TensorProto& t) {
     }
   }
   return out;
+}
+
+struct ExternalFiles::Impl {
+  std::map<std::string, detail::MappedFile> files;
+};
+ExternalFiles::ExternalFiles() : impl_(std::make_unique<Impl>()) {}
+ExternalFiles::~ExternalFiles() = default;
+
+std::span<const std::byte> ExternalFiles::bytes(const std::filesystem::path& path, std::uint64_t offset,
+                                                std::uint64_t length, std::string_view who) {
+  auto it = impl_->files.find(path.string());
+  if (it == impl_->files.end()) it = impl_->files.emplace(path.string(), detail::MappedFile(path.string(), who)).first;
+  const auto all = it->second.bytes();
+  // Checked at load, checked again: the file may have changed since.
+  if (all.size() < offset || all.size() - offset < length) {
+    throw Error(fmt::format("{}: external data file is shorter than declared", who));
+  }
+  // One call maps the whole tensor, instead of a page fault per 4 KiB as it is read.
+  it->second.prefetch(offset, length);
+  return std::as_bytes(all.subspan(offset, length));
+}
+
+TensorView float_view(const Model& model, const pb::TensorProto& t, ExternalFiles& files, Tensor& scratch) {
+  if (t.data_type() == pb::TensorProto::FLOAT) {
+    const std::string who = tensor_who(model, t);
+    const auto n = static_cast<std::uint64_t>(numel(t));
+    if (t.data_location() == pb::TensorProto::EXTERNAL) {
+      const External e = external_of(t, who);
+      const auto bytes = files.bytes(external_path(model, e, who), static_cast<std::uint64_t>(e.offset), n * 4, who);
+      return TensorView(bytes.data(), DType::f32, shape_of(t));
+    }
+    if (t.has_raw_data()) return TensorView(t.raw_data().data(), DType::f32, shape_of(t));
+    if (t.float_data_size() > 0 || n == 0) return TensorView(t.float_data().data(), DType::f32, shape_of(t));
+  }
+  scratch = read_float(model, t);
+  return scratch.view();
 }
 
 Tensor read_float(const Model& model, const pb::TensorProto& t) {

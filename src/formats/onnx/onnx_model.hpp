@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -65,6 +67,29 @@ Shape shape_of(const pb::TensorProto& tensor);
 /// or external). Throws zp::Error naming the tensor otherwise.
 Tensor read_float(const Model& model, const pb::TensorProto& tensor);
 
+/// A floating-point tensor's values without a copy where they already lie as they should: FLOAT
+/// raw data in the model, or in an external file (mapped once per file and kept in `files`);
+/// other storage is converted into `scratch`. The view lives as long as the model, `files` and
+/// `scratch` are unchanged.
+class ExternalFiles;
+TensorView float_view(const Model& model, const pb::TensorProto& tensor, ExternalFiles& files, Tensor& scratch);
+
+/// External data files mapped for reading, by path.
+class ExternalFiles {
+ public:
+  ExternalFiles();
+  ~ExternalFiles();
+  ExternalFiles(const ExternalFiles&) = delete;
+  ExternalFiles& operator=(const ExternalFiles&) = delete;
+  /// The bytes [offset, offset + length) of `path`, checked against its size.
+  std::span<const std::byte> bytes(const std::filesystem::path& path, std::uint64_t offset, std::uint64_t length,
+                                   std::string_view who);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 /// A tensor's data bytes exactly as stored (raw_data or external), when it is stored as raw bytes.
 std::vector<std::byte> read_raw(const Model& model, const pb::TensorProto& tensor);
 
@@ -112,6 +137,9 @@ struct SaveOptions {
 /// file). Tensors that still refer to the input's external data are copied across. Returns the
 /// files written.
 std::vector<std::filesystem::path> save(const Model& model, const std::filesystem::path& path,
+                                        const SaveOptions& options = {});
+/// The same, rewriting `model` itself instead of a copy (for a caller done with it).
+std::vector<std::filesystem::path> save(Model&& model, const std::filesystem::path& path,
                                         const SaveOptions& options = {});
 
 }  // namespace zp::onnx_io

@@ -61,9 +61,14 @@ void set_external(pb::TensorProto& t, const std::string& location, std::uint64_t
 
 std::vector<std::filesystem::path> save(const Model& source, const std::filesystem::path& path,
                                         const SaveOptions& options) {
-  // The caller's model keeps pointing at its own files; the copy is what gets rewritten. Only
-  // the tensors' references change, so the copy costs what the inline data costs.
-  Model model = source;
+  // The caller's model keeps pointing at its own files; the copy is what gets rewritten.
+  return save(Model(source), path, options);
+}
+
+std::vector<std::filesystem::path> save(Model&& model, const std::filesystem::path& path, const SaveOptions& options) {
+  // Tensors still in the input's external files are read through `source` (the model's own
+  // folder) before their references are rewritten, one tensor at a time.
+  const Model& source = model;
   bool input_external = false;
   for_each_tensor(model.proto, [&](pb::TensorProto& t, bool) { input_external |= is_external(t); });
   std::int64_t threshold = options.external_threshold;
