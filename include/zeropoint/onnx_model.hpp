@@ -76,6 +76,9 @@ struct OnnxReport : ModelReport {
   std::vector<std::pair<std::string, int>> ops;  ///< operator type and count, in first-seen order
   std::vector<ActivationRecord> activations;     ///< static mode
   std::vector<std::string> nodes_quantized;      ///< nodes rewritten (weights, dynamic, static)
+  /// The values static mode calibrates and quantizes (what the weight operators read), and the
+  /// MatMul nodes dynamic mode turns into MatMulInteger: what inspect shows of each mode.
+  std::vector<std::string> static_activations, dynamic_integer_matmuls;
   std::vector<std::string> notes;                ///< what was skipped and why
   double calibration_seconds = 0, inference_seconds = 0;  ///< static: total, and inside ONNX Runtime
 };

@@ -957,6 +957,13 @@ OnnxReport OnnxJob::run() {
   if (options_.mode == OnnxMode::static_) float_model_ = model_;
   names_ = std::make_unique<Names>(model_.proto);
   plan_weights();
+  report_.static_activations = activations_to_calibrate();
+  for (const auto& w : weights_) {
+    if (!w.quantize || w.scheme.bits != 8 || w.constant.graph != model_.proto.mutable_graph()) continue;
+    if (std::all_of(w.uses.begin(), w.uses.end(), [](const WeightUse& u) { return u.matmul; })) {
+      for (const auto& u : w.uses) report_.dynamic_integer_matmuls.push_back(node_label(*u.node));
+    }
+  }
   quantize_weights();
   if (!options_.dry_run) {
     if (options_.mode == OnnxMode::dynamic) {

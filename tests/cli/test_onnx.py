@@ -290,8 +290,11 @@ class WeightsMode(OnnxBase):
         r = run("inspect", self.path)
         self.assertIn("ONNX, opset 13", r.stdout)
         self.assertIn("MatMul x2", r.stdout)
+        self.assertIn("--mode static: also calibrates and quantizes the 3 values they read: x, f, a", r.stdout)
         j = json.loads(run("inspect", self.path, "--json").stdout)
         self.assertEqual({t["name"] for t in j["tensors"]}, {"W1", "W2", "W3", "W4"})
+        self.assertEqual(j["static_activations"], ["x", "f", "a"])
+        self.assertEqual(j["dynamic_integer_matmuls"], ["fc1", "fc2"])
 
 
 class DynamicMode(OnnxBase):

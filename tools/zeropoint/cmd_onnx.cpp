@@ -45,6 +45,8 @@ nlohmann::json onnx_json(const OnnxReport& r, bool dry_run) {
                    {"tensors", tensors},
                    {"activations", activations},
                    {"nodes_quantized", r.nodes_quantized},
+                   {"static_activations", r.static_activations},
+                   {"dynamic_integer_matmuls", r.dynamic_integer_matmuls},
                    {"notes", r.notes},
                    {"bytes_in", r.bytes_in},
                    {"bytes_out", r.bytes_out},
@@ -97,6 +99,19 @@ void print_onnx(const OnnxReport& r, bool dry_run, bool inspect) {
       fmt::print("    {:<{}}  [{:.6g}, {:.6g}] of observed [{:.6g}, {:.6g}]  scale {:.6g} zero point {}{}\n", a.name,
                  width, a.min, a.max, a.observed_min, a.observed_max, a.scale, a.zero_point, bad);
     }
+  }
+  if (inspect) {
+    auto list = [](const std::vector<std::string>& names) {
+      std::string text;
+      for (std::size_t i = 0; i < names.size() && i < 8; ++i) text += (i ? ", " : "") + names[i];
+      if (names.size() > 8) text += fmt::format(", ... ({} in all)", names.size());
+      return text.empty() ? std::string("none") : text;
+    };
+    fmt::print("  --mode weights: the {} weights above, as int8 codes + DequantizeLinear\n", r.tensors.size());
+    fmt::print("  --mode dynamic: MatMulInteger for {}; other weight operators read int8 weights\n",
+               list(r.dynamic_integer_matmuls));
+    fmt::print("  --mode static: also calibrates and quantizes the {} values they read: {}\n",
+               r.static_activations.size(), list(r.static_activations));
   }
   for (const auto& n : r.notes) fmt::print("  note: {}\n", n);
   fmt::print("  weights {} -> {} ({:.2f}x smaller)", bytes_text(r.bytes_in), bytes_text(r.bytes_out),
