@@ -42,14 +42,6 @@ const std::set<std::string, std::less<>> kNormOps = {
 
 const std::set<std::string, std::less<>> kWeightOps = {"Conv", "ConvTranspose", "MatMul", "Gemm"};
 
-bool default_domain(const pb::NodeProto& n) { return n.domain().empty() || n.domain() == "ai.onnx"; }
-
-const pb::AttributeProto* attribute(const pb::NodeProto& n, std::string_view name) {
-  for (const auto& a : n.attribute()) {
-    if (a.name() == name) return &a;
-  }
-  return nullptr;
-}
 std::int64_t int_attribute(const pb::NodeProto& n, std::string_view name, std::int64_t fallback) {
   const auto* a = attribute(n, name);
   return a ? a->i() : fallback;
@@ -57,13 +49,6 @@ std::int64_t int_attribute(const pb::NodeProto& n, std::string_view name, std::i
 float float_attribute(const pb::NodeProto& n, std::string_view name, float fallback) {
   const auto* a = attribute(n, name);
   return a ? a->f() : fallback;
-}
-
-void add_int_attribute(pb::NodeProto& n, const char* name, std::int64_t v) {
-  auto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(pb::AttributeProto::INT);
-  a->set_i(v);
 }
 
 pb::NodeProto make_node(const std::string& op, const std::string& name, std::vector<std::string> inputs,
@@ -91,29 +76,6 @@ void put_nodes(pb::GraphProto& graph, const std::vector<pb::NodeProto*>& nodes) 
 }
 pb::NodeProto* new_node(pb::NodeProto n) { return new pb::NodeProto(std::move(n)); }
 
-// Fresh value and node names.
-class Names {
- public:
-  explicit Names(pb::ModelProto& model) {
-    for_each_graph(*model.mutable_graph(), [&](pb::GraphProto& g, const std::string&) {
-      for (const auto& v : g.input()) used_.insert(v.name());
-      for (const auto& t : g.initializer()) used_.insert(t.name());
-      for (const auto& n : g.node()) {
-        for (const auto& o : n.output()) used_.insert(o);
-        used_.insert(n.name());
-      }
-    });
-  }
-  std::string fresh(const std::string& base) {
-    std::string name = base;
-    for (int i = 1; used_.contains(name); ++i) name = fmt::format("{}_{}", base, i);
-    used_.insert(name);
-    return name;
-  }
-
- private:
-  std::set<std::string> used_;
-};
 
 pb::TensorProto float_tensor(const std::string& name, const Shape& shape, std::span<const float> values, int data_type) {
   pb::TensorProto t;
@@ -263,7 +225,7 @@ class OnnxJob {
   Model model_;
   Model float_model_;  // static: the model as read (upgraded), which calibration runs
   pb::ModelProto float_input_;  // the upgraded input, for ONNX's checker
-  std::unique_ptr<Names> names_;
+  std::unique_ptr<UniqueNames> names_;
   std::vector<WeightPlan> weights_;
   std::map<std::string, std::size_t> weight_index_;      // constant name -> weights_
   std::map<std::string, QParams> weight_params_;         // quantized weights' parameters
@@ -955,7 +917,7 @@ OnnxReport OnnxJob::run() {
   report_.opset_out = opset(model_.proto);
   if (!options_.dry_run && report_.opset_out <= 17) float_input_ = without_external_data(model_.proto);
   if (options_.mode == OnnxMode::static_) float_model_ = model_;
-  names_ = std::make_unique<Names>(model_.proto);
+  names_ = std::make_unique<UniqueNames>(model_.proto);
   plan_weights();
   report_.static_activations = activations_to_calibrate();
   for (const auto& w : weights_) {

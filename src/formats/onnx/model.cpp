@@ -489,6 +489,50 @@ void collect_uses(pb::GraphProto& graph, const std::string& name, std::vector<Us
 }
 }  // namespace
 
+bool default_domain(const pb::NodeProto& n) { return n.domain().empty() || n.domain() == "ai.onnx"; }
+
+const pb::AttributeProto* attribute(const pb::NodeProto& n, std::string_view name) {
+  for (const auto& a : n.attribute()) {
+    if (a.name() == name) return &a;
+  }
+  return nullptr;
+}
+
+void remove_attribute(pb::NodeProto& n, std::string_view name) {
+  auto* attrs = n.mutable_attribute();
+  for (int i = 0; i < attrs->size(); ++i) {
+    if (attrs->Get(i).name() == name) {
+      attrs->DeleteSubrange(i, 1);
+      return;
+    }
+  }
+}
+
+void add_int_attribute(pb::NodeProto& n, std::string_view name, std::int64_t value) {
+  auto* a = n.add_attribute();
+  a->set_name(std::string(name));
+  a->set_type(pb::AttributeProto::INT);
+  a->set_i(value);
+}
+
+UniqueNames::UniqueNames(pb::ModelProto& model) {
+  for_each_graph(*model.mutable_graph(), [&](pb::GraphProto& g, const std::string&) {
+    for (const auto& v : g.input()) used_.insert(v.name());
+    for (const auto& t : g.initializer()) used_.insert(t.name());
+    for (const auto& n : g.node()) {
+      for (const auto& o : n.output()) used_.insert(o);
+      used_.insert(n.name());
+    }
+  });
+}
+
+std::string UniqueNames::fresh(const std::string& base) {
+  std::string name = base;
+  for (int i = 1; used_.contains(name); ++i) name = fmt::format("{}_{}", base, i);
+  used_.insert(name);
+  return name;
+}
+
 std::vector<Use> find_uses(pb::GraphProto& graph, const std::string& name) {
   std::vector<Use> out;
   collect_uses(graph, name, out);

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -123,6 +124,27 @@ std::vector<Constant> find_constants(pb::ModelProto& model);
 /// Every node input in `graph` (and in its subgraphs, which may read outer values) that reads
 /// `name`. A subgraph that defines its own `name` hides the outer one.
 std::vector<Use> find_uses(pb::GraphProto& graph, const std::string& name);
+
+// --- Graph editing helpers --------------------------------------------------------------------
+
+/// The node belongs to ONNX's default operator domain ("" or "ai.onnx").
+bool default_domain(const pb::NodeProto& node);
+
+/// The node's attribute `name`, or nullptr.
+const pb::AttributeProto* attribute(const pb::NodeProto& node, std::string_view name);
+void remove_attribute(pb::NodeProto& node, std::string_view name);
+void add_int_attribute(pb::NodeProto& node, std::string_view name, std::int64_t value);
+
+/// Value and node names no graph of the model uses yet: fresh("W_scale") is "W_scale", or
+/// "W_scale_1", ... when taken.
+class UniqueNames {
+ public:
+  explicit UniqueNames(pb::ModelProto& model);
+  std::string fresh(const std::string& base);
+
+ private:
+  std::set<std::string> used_;
+};
 
 // --- Writing ----------------------------------------------------------------------------------
 

@@ -21,51 +21,8 @@
 namespace zp::onnx_io {
 namespace {
 
-bool default_domain(const pb::NodeProto& n) { return n.domain().empty() || n.domain() == "ai.onnx"; }
-
-const pb::AttributeProto* attribute(const pb::NodeProto& n, std::string_view name) {
-  for (const auto& a : n.attribute()) {
-    if (a.name() == name) return &a;
-  }
-  return nullptr;
-}
-
-void remove_attribute(pb::NodeProto& n, std::string_view name) {
-  auto* attrs = n.mutable_attribute();
-  for (int i = 0; i < attrs->size(); ++i) {
-    if (attrs->Get(i).name() == name) {
-      attrs->DeleteSubrange(i, 1);
-      return;
-    }
-  }
-}
-
-// A name no value of the model has yet.
-class Names {
- public:
-  explicit Names(pb::ModelProto& model) {
-    for_each_graph(*model.mutable_graph(), [&](pb::GraphProto& g, const std::string&) {
-      for (const auto& v : g.input()) used_.insert(v.name());
-      for (const auto& t : g.initializer()) used_.insert(t.name());
-      for (const auto& n : g.node()) {
-        for (const auto& o : n.output()) used_.insert(o);
-        used_.insert(n.name());
-      }
-    });
-  }
-  std::string fresh(const std::string& base) {
-    std::string name = base;
-    for (int i = 1; used_.contains(name); ++i) name = fmt::format("{}_{}", base, i);
-    used_.insert(name);
-    return name;
-  }
-
- private:
-  std::set<std::string> used_;
-};
-
 void rewrite_softmax_before_13(pb::ModelProto& model) {
-  Names names(model);
+  UniqueNames names(model);
   for_each_graph(*model.mutable_graph(), [&](pb::GraphProto& graph, const std::string&) {
     pb::GraphProto rebuilt_nodes;
     bool changed = false;
@@ -89,18 +46,12 @@ void rewrite_softmax_before_13(pb::ModelProto& model) {
       flatten->set_name(names.fresh(base + "/Flatten"));
       flatten->add_input(x);
       flatten->add_output(flat);
-      auto* a = flatten->add_attribute();
-      a->set_name("axis");
-      a->set_type(pb::AttributeProto::INT);
-      a->set_i(axis);
+      add_int_attribute(*flatten, "axis", axis);
       pb::NodeProto two_d = node;
       two_d.set_input(0, flat);
       two_d.set_output(0, soft);
       remove_attribute(two_d, "axis");
-      auto* b = two_d.add_attribute();
-      b->set_name("axis");
-      b->set_type(pb::AttributeProto::INT);
-      b->set_i(-1);
+      add_int_attribute(two_d, "axis", -1);
       *rebuilt_nodes.add_node() = two_d;
       auto* shape_node = rebuilt_nodes.add_node();
       shape_node->set_op_type("Shape");
@@ -125,7 +76,7 @@ const std::set<std::string, std::less<>> kReduceAxesInput = {
     "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"};
 
 void upgrade_17_to_21(pb::ModelProto& model, int from) {
-  Names names(model);
+  UniqueNames names(model);
   for_each_graph(*model.mutable_graph(), [&](pb::GraphProto& graph, const std::string& scope) {
     for (auto& node : *graph.mutable_node()) {
       if (!default_domain(node)) continue;
