@@ -3,7 +3,7 @@
 
   /usr/bin/python3 bench/calibration_overhead.py [build/bin/zeropoint] [--samples 32] [--size 640] [--repeat 3]
 
-Generates document-like 640x640 samples (as tests/cli/test_onnx_models.py does), then, in the same
+Generates document-like 640x640 samples (scripts/make-onnx-samples.py), then, in the same
 run and alternating, times (a) ONNX Runtime alone loading the float model and running every sample
 (bench/ort_baseline.js), and (b) `zeropoint quantize --mode static` calibrating on the same samples,
 for each observer. Reports the medians and the overhead: calibration time / ONNX Runtime time - 1.
@@ -15,21 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def document(rng, h, w):
-    a = np.ones((3, h, w), np.float32)
-    for _ in range(h * w // 3400):
-        y0, x0 = rng.integers(0, h - 14), rng.integers(0, w - 60)
-        hh, ww = rng.integers(6, 14), rng.integers(10, 60)
-        mask = rng.random((hh, ww)) < 0.7
-        a[:, y0:y0 + hh, x0:x0 + ww][:, mask] = 0.1 * rng.random()
-    mean = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
-    std = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
-    return ((a - mean) / std)[None].astype(np.float32)
 
 
 def main():
@@ -43,11 +30,9 @@ def main():
     subprocess.run([os.path.join(ROOT, "scripts", "fetch-test-models"), models], check=True, stdout=subprocess.DEVNULL)
     det = os.path.join(models, "ch_PP-OCRv4_det_infer.onnx")
     with tempfile.TemporaryDirectory() as tmp:
-        rng = np.random.default_rng(5)
-        files = []
-        for i in range(samples):
-            files.append(os.path.join(tmp, f"s{i:02d}.npy"))
-            np.save(files[-1], document(rng, size, size))
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make-onnx-samples.py"), tmp, "--count",
+                        str(samples), "--size", str(size), "--seed", "5"], check=True, stdout=subprocess.DEVNULL)
+        files = sorted(os.path.join(tmp, f) for f in os.listdir(tmp) if f.endswith(".npy"))
         baseline, results = [], {}
         for _ in range(repeat):
             p = subprocess.run(["node", os.path.join(ROOT, "bench", "ort_baseline.js"), det, *files], env=env,

@@ -115,6 +115,8 @@ class Observer {
  private:
   void update_histogram(std::span<const float> finite_chunk, float chunk_min, float chunk_max);
   void cover(float min, float max);
+  /// moving_average: one batch's finite extremes into the running average.
+  void average_batch(float batch_min, float batch_max);
 
   ObserverOptions options_;
   std::int64_t count_ = 0, nan_count_ = 0, inf_count_ = 0, batches_ = 0;

@@ -148,16 +148,18 @@ void Observer::update(std::span<const float> batch) {
     batch_min = std::min(batch_min, m.min);
     batch_max = std::max(batch_max, m.max);
   }
-  if (options_.method == Method::moving_average && batch_min <= batch_max) {
-    if (averaged_batches_ == 0) {
-      average_min_ = batch_min;
-      average_max_ = batch_max;
-    } else {
-      average_min_ += options_.momentum * (batch_min - average_min_);
-      average_max_ += options_.momentum * (batch_max - average_max_);
-    }
-    ++averaged_batches_;
+  if (options_.method == Method::moving_average && batch_min <= batch_max) average_batch(batch_min, batch_max);
+}
+
+void Observer::average_batch(float batch_min, float batch_max) {
+  if (averaged_batches_ == 0) {
+    average_min_ = batch_min;
+    average_max_ = batch_max;
+  } else {
+    average_min_ += options_.momentum * (batch_min - average_min_);
+    average_max_ += options_.momentum * (batch_max - average_max_);
   }
+  ++averaged_batches_;
 }
 
 void Observer::update_extremes(float batch_min, float batch_max, std::int64_t finite_count) {
@@ -169,16 +171,7 @@ void Observer::update_extremes(float batch_min, float batch_max, std::int64_t fi
   count_ += finite_count;
   min_ = std::min(min_, batch_min);
   max_ = std::max(max_, batch_max);
-  if (options_.method == Method::moving_average) {
-    if (averaged_batches_ == 0) {
-      average_min_ = batch_min;
-      average_max_ = batch_max;
-    } else {
-      average_min_ += options_.momentum * (batch_min - average_min_);
-      average_max_ += options_.momentum * (batch_max - average_max_);
-    }
-    ++averaged_batches_;
-  }
+  if (options_.method == Method::moving_average) average_batch(batch_min, batch_max);
 }
 
 void Observer::merge(const Observer& other) {

@@ -8,21 +8,15 @@ numpy.percentile; NaN and infinity are counted and skipped; bad input fails with
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import unittest
 
 import numpy as np
 
-ZEROPOINT = None
-
-
-def run(*args, check=True):
-    p = subprocess.run([ZEROPOINT, *map(str, args)], capture_output=True, text=True)
-    if check and p.returncode != 0:
-        raise AssertionError(f"zeropoint {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr}")
-    return p
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_cli  # noqa: E402
+from test_cli import run  # noqa: E402
 
 
 def calibrate_json(*args):
@@ -171,5 +165,5 @@ class Calibrate(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ZEROPOINT = os.path.abspath(sys.argv.pop(1))
+    test_cli.ZEROPOINT = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)
