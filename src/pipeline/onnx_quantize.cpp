@@ -774,9 +774,6 @@ void OnnxJob::quantize_bias(pb::NodeProto& node, const std::string& x_name) {
   const auto values = bias.view().span<float>();
   const std::size_t n = values.size();
   if (wp.scale.size() != 1 && wp.scale.size() != n) return;
-  QuantizedTensor q;
-  q.shape = shape_of(*b.constant.tensor);
-  q.params.scheme = Scheme::parse("int16");  // placeholder type; the codes are written as int32 below
   std::vector<std::int32_t> codes(n);
   std::vector<float> scales(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -809,7 +806,7 @@ void OnnxJob::quantize_bias(pb::NodeProto& node, const std::string& x_name) {
   TensorRecord rec;
   rec.name = name;
   rec.dtype = "FLOAT";
-  rec.shape = q.shape;
+  rec.shape = shape_of(t);
   rec.bytes_in = rec.bytes_out = n * 4;
   rec.reason = "bias: int32, scale = input scale x weight scale";
   report_.tensors.push_back(std::move(rec));
