@@ -76,6 +76,17 @@ void print_report(const QuantizeReport& r) {
   }
 }
 
+// --rule and --keep in the order they were given (the first match wins), as (keep?, text).
+std::vector<std::pair<bool, std::string>> ordered_rules(CLI::App& cmd, const QuantizeOptions& opts) {
+  std::vector<std::pair<bool, std::string>> rules;
+  std::size_t next_rule = 0, next_keep = 0;
+  for (const CLI::Option* o : cmd.parse_order()) {
+    if (o == opts.rule_option) rules.emplace_back(false, opts.rules.at(next_rule++));
+    if (o == opts.keep_option) rules.emplace_back(true, opts.keeps.at(next_keep++));
+  }
+  return rules;
+}
+
 }  // namespace
 
 void add_quantize(CLI::App& app) {
@@ -149,11 +160,7 @@ void add_quantize(CLI::App& app) {
       a.output = opts->output;
       a.mode = opts->mode;
       a.scheme = opts->scheme;
-      std::size_t next_rule = 0, next_keep = 0;
-      for (const CLI::Option* o : cmd->parse_order()) {
-        if (o == opts->rule_option) a.rules.emplace_back(false, opts->rules.at(next_rule++));
-        if (o == opts->keep_option) a.rules.emplace_back(true, opts->keeps.at(next_keep++));
-      }
+      a.rules = ordered_rules(*cmd, *opts);
       a.activation_scheme = opts->activation_scheme;
       a.calibration = opts->calibration;
       a.method = opts->method;
@@ -180,11 +187,7 @@ void add_quantize(CLI::App& app) {
       a.input = opts->input;
       a.output = opts->output;
       a.type = opts->type.empty() ? "q8_0" : opts->type;
-      std::size_t next_rule = 0, next_keep = 0;
-      for (const CLI::Option* o : cmd->parse_order()) {
-        if (o == opts->rule_option) a.rules.emplace_back(false, opts->rules.at(next_rule++));
-        if (o == opts->keep_option) a.rules.emplace_back(true, opts->keeps.at(next_keep++));
-      }
+      a.rules = ordered_rules(*cmd, *opts);
       a.output_type = opts->output_type;
       a.token_embedding_type = opts->token_embedding_type;
       a.imatrix = opts->imatrix;
@@ -204,12 +207,7 @@ void add_quantize(CLI::App& app) {
       a.input = opts->input;
       a.output = opts->output;
       a.scheme = opts->scheme.empty() ? "int8:channel=0" : opts->scheme;
-      // --rule and --keep in the order they were given: the first match wins.
-      std::size_t next_rule = 0, next_keep = 0;
-      for (const CLI::Option* o : cmd->parse_order()) {
-        if (o == opts->rule_option) a.rules.emplace_back(false, opts->rules.at(next_rule++));
-        if (o == opts->keep_option) a.rules.emplace_back(true, opts->keeps.at(next_keep++));
-      }
+      a.rules = ordered_rules(*cmd, *opts);
       a.max_shard_size = opts->max_shard_size;
       a.dry_run = opts->dry_run;
       a.ignore_nonfinite = opts->ignore_nonfinite;
