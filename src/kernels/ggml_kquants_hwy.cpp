@@ -9,7 +9,9 @@
 // The kG vectors advance together through each loop, so kG independent chains of sequential
 // adds hide the add latency. ggml's nearest_int is reproduced bit for bit (the float-adder
 // trick, garbage included), or, when every |v| < 2^22 is guaranteed for the lanes that count,
-// by the equivalent cheaper float form; the C comparisons become selects, so lanes agree with
+// by the equivalent cheaper float form (in the trials, one round-half-even instruction with the
+// clamps on the bits). The trials are bound by the adder ports, so some exact adds are issued
+// as a * 1 + b to the multiply-add ports. The C comparisons become selects, so lanes agree with
 // the scalar code even where a trial scale degenerates; clamps are left out of trials where they
 // provably change nothing. The super-block tail takes the reference's scale coding and packing,
 // with the requantization division vectorized; except for q2_K the search's codes are not
@@ -61,6 +63,35 @@ HWY_INLINE VF NearestClamped(DF df, VF v, int lo, int hi) {
   return hn::ConvertTo(df, hn::Sub(m, hn::Set(di, 0x00400000)));
 }
 
+// a + b issued to the multiply-add units where they are native: a * 1 + b is exact before its one
+// rounding, so it is the sum bit for bit. The searches are bound by the adder ports (every
+// ggml-ordered sum, the codes' rounding and clamps), while the multipliers have slack.
+HWY_INLINE VF AddOnFma(VF a, VF b) {
+#if HWY_NATIVE_FMA
+  return hn::MulAdd(a, hn::Set(DF(), 1.0f), b);
+#else
+  return hn::Add(a, b);
+#endif
+}
+
+// The clamps min(l, hi) with hi >= 0 and max(l, 0), on the bits of a non-NaN float as a signed
+// integer: the negative floats are the negative integers and the others order like their bits,
+// so the results are the float clamps'; integer min/max issue on every vector port.
+HWY_INLINE VF MinBits(VF l, float hi) {
+  const DI di;
+  return hn::BitCast(DF(), hn::Min(hn::BitCast(di, l), hn::BitCast(di, hn::Set(DF(), hi))));
+}
+HWY_INLINE VF MaxZeroBits(VF l) {
+  const DI di;
+  return hn::BitCast(DF(), hn::Max(hn::BitCast(di, l), hn::Zero(di)));
+}
+// max(l, lo) with lo < 0, on the bits as unsigned integers: the non-negative floats are below
+// every negative one, and the negative ones order by magnitude.
+HWY_INLINE VF MaxNegativeBits(VF l, float lo) {
+  const hn::RebindToUnsigned<DF> du;
+  return hn::BitCast(DF(), hn::Min(hn::BitCast(du, l), hn::BitCast(du, hn::Set(DF(), lo))));
+}
+
 using DU8 = hn::Rebind<std::uint8_t, DF>;
 using DI8 = hn::Rebind<std::int8_t, DF>;
 
@@ -103,13 +134,51 @@ struct Lanes {
 };
 
 // xt[i * stride + k] = x[k * n + i] for lanes k < count; missing lanes read zeros (a degenerate
-// search, discarded). Whole vectors of lanes by gathers, a partial one value by value.
+// search, discarded). Whole vectors of lanes by register transposes (AVX-512) or gathers, a
+// partial one value by value.
 void TransposeIn(const float* x, int n, std::size_t count, std::size_t stride, float* xt) {
   const DF df;
   const DI di;
   const std::size_t N = hn::Lanes(df);
   const VI index = hn::Mul(hn::Iota(di, 0), hn::Set(di, n));
   std::size_t k0 = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  // 16 x 16 tiles transposed in registers: Zen's gathers load one float per cycle or less, and
+  // they were ~9% of q4_K's time.
+  if constexpr (hn::MaxLanes(DF()) == 16) {
+    for (; k0 + 16 <= count; k0 += 16) {
+      for (int i0 = 0; i0 < n; i0 += 16) {
+        __m512 r[16], t[16];
+        for (int k = 0; k < 16; ++k) r[k] = _mm512_loadu_ps(x + (k0 + static_cast<std::size_t>(k)) * static_cast<std::size_t>(n) + i0);
+        // t[2j], t[2j+1]: rows 2j and 2j+1 interleaved (columns 0,1 and 2,3 of each 128-bit block).
+        for (int j = 0; j < 8; ++j) {
+          t[2 * j] = _mm512_unpacklo_ps(r[2 * j], r[2 * j + 1]);
+          t[2 * j + 1] = _mm512_unpackhi_ps(r[2 * j], r[2 * j + 1]);
+        }
+        // r[4q + c]: rows 4q..4q+3 of columns c, c+4, c+8, c+12 (one per 128-bit block).
+        for (int q = 0; q < 4; ++q) {
+          const __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 1]);
+          const __m512d c = _mm512_castps_pd(t[4 * q + 2]), d = _mm512_castps_pd(t[4 * q + 3]);
+          r[4 * q + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+          r[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+          r[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+          r[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+        }
+        for (int c = 0; c < 4; ++c) {
+          // Blocks: rows 0-3 and 4-7 (v, w), 8-11 and 12-15 (v2, w2); columns c, c+8 (v) or
+          // c+4, c+12 (w).
+          const __m512 v = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), w = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+          const __m512 v2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88), w2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+          float* out = xt + static_cast<std::size_t>(i0 + c) * stride + k0;
+          _mm512_storeu_ps(out, _mm512_shuffle_f32x4(v, v2, 0x88));
+          _mm512_storeu_ps(out + 4 * stride, _mm512_shuffle_f32x4(w, w2, 0x88));
+          _mm512_storeu_ps(out + 8 * stride, _mm512_shuffle_f32x4(v, v2, 0xdd));
+          _mm512_storeu_ps(out + 12 * stride, _mm512_shuffle_f32x4(w, w2, 0xdd));
+        }
+      }
+    }
+  }
+#endif
   for (; k0 + N <= count; k0 += N) {
     for (int i = 0; i < n; ++i) {
       hn::Store(hn::GatherIndex(df, x + k0 * static_cast<std::size_t>(n) + i, index), df, xt + static_cast<std::size_t>(i) * stride + k0);
@@ -220,16 +289,17 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
   // a non-constant group; constant ones are discarded): with the trial's iscale = num / (max -
   // min) > 0 and every x <= max, rounding monotonicity bounds iscale * (x - min) by num * (1 +
   // 2^-23) < kNmax + 0.5 when num <= kNmax + 0.25, so no code exceeds kNmax; and when min <= the
-  // smallest x of the lane, x - min >= 0 and no code is below 0.
+  // smallest x of the lane, x - min >= 0 and no code is below 0. For |v| < 2^22 nearest_int is
+  // round-half-even, one rounding instruction instead of the adder's two; a -0 it gives for
+  // v in (-0.5, 0) only occurs with the lower clamp, which makes it +0.
   auto code_trial = [&](auto is_tame, auto lo, auto hi, VF v) {
     if constexpr (!is_tame.value) {
       return NearestClamped(df, v, 0, kNmax);
     } else {
-      const VF magic = hn::Set(df, 12582912.f);
-      VF t = hn::Add(v, magic);
-      if constexpr (hi.value) t = hn::Min(t, hn::Set(df, 12582912.f + static_cast<float>(kNmax)));
-      if constexpr (lo.value) t = hn::Max(t, magic);
-      return hn::Sub(t, magic);
+      VF l = hn::Round(v);
+      if constexpr (hi.value) l = MinBits(l, static_cast<float>(kNmax));
+      if constexpr (lo.value) l = MaxZeroBits(l);
+      return l;
     }
   };
   for (int is = 0; is <= nstep; ++is) {
@@ -244,11 +314,13 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
     const bool need_hi = !(numerator <= static_cast<float>(kNmax) + 0.25f);
     VF sum_l[kG], sum_l2[kG], sum_xl[kG];
     for (int g = 0; g < kG; ++g) sum_l[g] = sum_l2[g] = sum_xl[g] = zero;
+    VF neg_min[kG];
+    for (int g = 0; g < kG; ++g) neg_min[g] = hn::Neg(min[g]);
     auto sums = [&](auto is_tame, auto lo, auto hi) {
       for (int i = 0; i < kN; ++i) {
         for (int g = 0; g < kG; ++g) {
           const VF x = X(i, g);
-          const VF l = code_trial(is_tame, lo, hi, hn::Mul(iscale[g], hn::Sub(x, min[g])));
+          const VF l = code_trial(is_tame, lo, hi, hn::Mul(iscale[g], AddOnFma(x, neg_min[g])));
           hn::Store(l, df, s.trial + at(i, g));
           const VF wl = hn::Mul(W(i, g), l);
           sum_l[g] = hn::Add(sum_l[g], wl);
@@ -370,15 +442,16 @@ void FitSymmetric16(Lanes& s, bool weighted) {
   VF sumlx[kG], suml2[kG], iscale[kG];
   // |iscale * x| <= |num| * (1 + 2^-23) for the counted lanes (|x| <= |max|): when |num| <=
   // 32.25 no code is below -32 and the lower clamp is left out; when |num| <= 31.25 neither.
+  // The codes are round-half-even (nearest_int for |v| < 2^22) with the clamps on the bits; a -0
+  // code (v in (-0.5, 0)) changes neither sum: (w*l)*l keeps the sign of w, and w*x*l adds a
+  // zero to a sum that is never -0.
   auto pass = [&](auto lo, auto hi) {
-    const VF magic = hn::Set(df, 12582912.f);
     for (int g = 0; g < kG; ++g) sumlx[g] = suml2[g] = zero;
     for (int i = 0; i < kN; ++i) {
       for (int g = 0; g < kG; ++g) {
-        VF t = hn::Add(hn::Mul(iscale[g], X(i, g)), magic);
-        if constexpr (hi.value) t = hn::Min(t, hn::Set(df, 12582912.f + static_cast<float>(kNmax - 1)));
-        if constexpr (lo.value) t = hn::Max(t, hn::Set(df, 12582912.f - static_cast<float>(kNmax)));
-        const VF l = hn::Sub(t, magic);
+        VF l = hn::Round(hn::Mul(iscale[g], X(i, g)));
+        if constexpr (hi.value) l = MinBits(l, static_cast<float>(kNmax - 1));
+        if constexpr (lo.value) l = MaxNegativeBits(l, static_cast<float>(-kNmax));
         sumlx[g] = hn::Add(sumlx[g], hn::Mul(hn::Load(df, wx + at(i, g)), l));
         suml2[g] = hn::Add(suml2[g], hn::Mul(hn::Mul(W(i, g), l), l));
       }
