@@ -363,6 +363,13 @@ const TensorCase kTensorCases[] = {
     // codes, so x is necessarily read from memory twice. Slower than one_call by a read pass
     // means one_call reads x once.
     {"int8:channel=0/one_call_4rows", "int8:channel=0", Part::one_call, Shape::read2_f32_to_u8, 4},
+    // one scale per column (channels along the innermost axis, as a MatMul weight stored
+    // [in, out] has them): parameters change at every element, and the range of a column is
+    // known only after the last row, so x is read twice, as per tensor
+    {"int8:channel=1/one_call", "int8:channel=1", Part::one_call, Shape::read2_f32_to_u8},
+    {"int8:channel=1/params", "int8:channel=1", Part::params, Shape::read_f32},
+    {"int8:channel=1/quantize", "int8:channel=1", Part::quantize, Shape::f32_to_u8},
+    {"int8:channel=1/dequantize", "int8:channel=1", Part::dequantize, Shape::u8_to_f32},
     // one scale per 32 consecutive values, two codes per byte
     {"int4:block=32/params+quantize", "int4:block=32", Part::two_calls, Shape::read2_f32_to_u4},
     {"int4:block=32/one_call", "int4:block=32", Part::one_call, Shape::f32_to_u4},

@@ -102,6 +102,45 @@ void qu8_f32_dequantize_ref(std::span<const std::uint8_t> q, const AffineParams&
 void qs16_f32_dequantize_ref(std::span<const std::int16_t> q, const AffineParams& p, std::span<float> x) noexcept;
 void qu16_f32_dequantize_ref(std::span<const std::uint16_t> q, const AffineParams& p, std::span<float> x) noexcept;
 
+// --- Span kernels with a parameter set per element ------------------------------------------
+// Channels along the innermost axis (and blocks along an outer axis) give neighbouring elements
+// neighbouring parameter groups: element i of the span uses entry i of every parameter span.
+
+/// The parameters of consecutive groups, as QParams stores them (its arrays from some group on).
+struct ParamSpans {
+  std::span<const float> scale;
+  std::span<const std::int32_t> zero_point;
+  std::span<const float> offset;
+  /// Whether any offset is non-zero (float_offset schemes); the kernels skip the subtraction
+  /// otherwise. Leaving it true is always correct.
+  bool has_offset = true;
+
+  AffineParams at(std::size_t i) const noexcept { return {scale[i], zero_point[i], offset[i]}; }
+};
+
+/// q[i] = quantize_value(x[i], p.at(i), spec).
+void f32_qs8_quantize_each_ref(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec,
+                               std::span<std::int8_t> q) noexcept;
+void f32_qu8_quantize_each_ref(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec,
+                               std::span<std::uint8_t> q) noexcept;
+void f32_qs16_quantize_each_ref(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec,
+                                std::span<std::int16_t> q) noexcept;
+void f32_qu16_quantize_each_ref(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec,
+                                std::span<std::uint16_t> q) noexcept;
+
+/// x[i] = dequantize_value(q[i], p.at(i)).
+void qs8_f32_dequantize_each_ref(std::span<const std::int8_t> q, const ParamSpans& p, std::span<float> x) noexcept;
+void qu8_f32_dequantize_each_ref(std::span<const std::uint8_t> q, const ParamSpans& p, std::span<float> x) noexcept;
+void qs16_f32_dequantize_each_ref(std::span<const std::int16_t> q, const ParamSpans& p, std::span<float> x) noexcept;
+void qu16_f32_dequantize_each_ref(std::span<const std::uint16_t> q, const ParamSpans& p, std::span<float> x) noexcept;
+
+/// Running ranges of groups that recur every row. x holds rows of min.size() values (x.size() a
+/// multiple of it; min and max are as long), taken in order: for each finite value v of column
+/// j, min[j] = v if v < min[j], and max[j] = v if v > max[j] (so of equal values, -0.0 and +0.0
+/// included, the one seen first stays). NaN and +-inf are skipped; returns false when there was
+/// any.
+bool f32_minmax_accumulate_ref(std::span<const float> x, std::span<float> min, std::span<float> max) noexcept;
+
 /// Min and max of x. With skip_nonfinite, NaN and +-inf are left out; otherwise `finite` says
 /// whether there were any. An input with no (finite) value gives {+inf, -inf}; a zero extreme
 /// is always +0.0.
@@ -165,6 +204,26 @@ void qs8_f32_dequantize(std::span<const std::int8_t> q, const AffineParams& p, s
 void qu8_f32_dequantize(std::span<const std::uint8_t> q, const AffineParams& p, std::span<float> x) noexcept;
 void qs16_f32_dequantize(std::span<const std::int16_t> q, const AffineParams& p, std::span<float> x) noexcept;
 void qu16_f32_dequantize(std::span<const std::uint16_t> q, const AffineParams& p, std::span<float> x) noexcept;
+
+void f32_qs8_quantize_each(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::int8_t> q) noexcept;
+void f32_qu8_quantize_each(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::uint8_t> q) noexcept;
+void f32_qs16_quantize_each(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::int16_t> q) noexcept;
+void f32_qu16_quantize_each(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::uint16_t> q) noexcept;
+void f16_qs8_quantize_each(std::span<const std::uint16_t> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::int8_t> q) noexcept;
+void f16_qu8_quantize_each(std::span<const std::uint16_t> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::uint8_t> q) noexcept;
+void f16_qs16_quantize_each(std::span<const std::uint16_t> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::int16_t> q) noexcept;
+void f16_qu16_quantize_each(std::span<const std::uint16_t> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::uint16_t> q) noexcept;
+void bf16_qs8_quantize_each(std::span<const std::uint16_t> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::int8_t> q) noexcept;
+void bf16_qu8_quantize_each(std::span<const std::uint16_t> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::uint8_t> q) noexcept;
+void bf16_qs16_quantize_each(std::span<const std::uint16_t> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::int16_t> q) noexcept;
+void bf16_qu16_quantize_each(std::span<const std::uint16_t> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<std::uint16_t> q) noexcept;
+
+void qs8_f32_dequantize_each(std::span<const std::int8_t> q, const ParamSpans& p, std::span<float> x) noexcept;
+void qu8_f32_dequantize_each(std::span<const std::uint8_t> q, const ParamSpans& p, std::span<float> x) noexcept;
+void qs16_f32_dequantize_each(std::span<const std::int16_t> q, const ParamSpans& p, std::span<float> x) noexcept;
+void qu16_f32_dequantize_each(std::span<const std::uint16_t> q, const ParamSpans& p, std::span<float> x) noexcept;
+
+bool f32_minmax_accumulate(std::span<const float> x, std::span<float> min, std::span<float> max) noexcept;
 
 /// Whether every code lies in [qmin, qmax]: how a file's codes are validated.
 bool codes_in_range(std::span<const std::int8_t> q, int qmin, int qmax) noexcept;

@@ -70,22 +70,36 @@ Ranges observe(const TensorView& x, const Scheme& scheme, const ObserveOptions& 
   std::vector<Partial> cut_runs;
   detail::FirstNonFinite first_bad(n);
 
+  // Observes [begin, end) into lo/hi (r.min/r.max, or a thread's own copies when groups recur).
   auto observe_chunk = [&](std::int64_t begin, std::int64_t end, std::int64_t owned_begin, std::int64_t owned_end,
-                           std::vector<Partial>& cuts, std::vector<float>& buffer) {
+                           std::vector<Partial>& cuts, std::vector<float>& buffer, std::span<float> lo,
+                           std::span<float> hi) {
     const std::span<const float> values = detail::float_values(src, in, begin, end, buffer);
+    if (layout.granularity == Granularity::channel && layout.inner == 1) {
+      // Channels along the innermost axis: the part of a row the chunk starts in, its whole
+      // rows in one call, and the part of a row it ends in.
+      const std::int64_t dim = layout.dim;
+      auto accumulate = [&](std::int64_t from, std::int64_t to) {
+        if (from >= to) return;
+        const auto part = values.subspan(static_cast<std::size_t>(from - begin), static_cast<std::size_t>(to - from));
+        const auto column = static_cast<std::size_t>(from % dim);
+        const auto width = std::min(part.size(), static_cast<std::size_t>(dim) - column);
+        const bool finite = kernels::f32_minmax_accumulate(part, lo.subspan(column, width), hi.subspan(column, width));
+        if (!finite && !options.ignore_nonfinite) first_bad.found_in(part, from);
+      };
+      const std::int64_t head = std::min(end, (begin + dim - 1) / dim * dim);
+      const std::int64_t tail = std::max(head, end / dim * dim);
+      accumulate(begin, head);
+      accumulate(head, tail);
+      accumulate(tail, end);
+      return;
+    }
     detail::for_each_run_in(layout, begin, end, [&](const detail::Run& run) {
       const auto part = values.subspan(static_cast<std::size_t>(run.start - begin), static_cast<std::size_t>(run.length));
-      if (run.group_step != 0) {  // one group per element: only on the single-threaded path
-        for (std::size_t i = 0; i < part.size(); ++i) {
-          const float v = part[i];
-          if (!std::isfinite(v)) {
-            if (!options.ignore_nonfinite) first_bad.found_in(part, run.start);
-            continue;
-          }
-          const auto g = static_cast<std::size_t>(run.group) + i;
-          r.min[g] = std::min(r.min[g], v);
-          r.max[g] = std::max(r.max[g], v);
-        }
+      if (run.group_step != 0) {  // one group per element
+        const auto g = static_cast<std::size_t>(run.group);
+        const bool finite = kernels::f32_minmax_accumulate(part, lo.subspan(g, part.size()), hi.subspan(g, part.size()));
+        if (!finite && !options.ignore_nonfinite) first_bad.found_in(part, run.start);
         return;
       }
       const kernels::MinMax m = magnitude_only ? magnitude_range(part, options.ignore_nonfinite)
@@ -101,22 +115,49 @@ Ranges observe(const TensorView& x, const Scheme& scheme, const ObserveOptions& 
         return;
       }
       const auto g = static_cast<std::size_t>(run.group);
-      r.min[g] = std::min(r.min[g], m.min);
-      r.max[g] = std::max(r.max[g], m.max);
+      lo[g] = std::min(lo[g], m.min);
+      hi[g] = std::max(hi[g], m.max);
     });
   };
 
-  auto observe_range = [&](std::int64_t first, std::int64_t last) {
+  auto observe_range = [&](std::int64_t first, std::int64_t last, std::span<float> lo, std::span<float> hi) {
     std::vector<Partial> cuts;
     std::vector<float> buffer;
     for (std::int64_t begin = first; begin < last; begin += kObserveChunk) {
-      observe_chunk(begin, std::min(begin + kObserveChunk, last), first, last, cuts, buffer);
+      observe_chunk(begin, std::min(begin + kObserveChunk, last), first, last, cuts, buffer, lo, hi);
     }
     const std::lock_guard<std::mutex> lock(merge_mutex);
     cut_runs.insert(cut_runs.end(), cuts.begin(), cuts.end());
   };
-  if (groups_contiguous) detail::parallel_for(n, kObserveChunk, observe_range);
-  else observe_range(0, n);
+  if (groups_contiguous) {
+    detail::parallel_for(n, kObserveChunk, [&](std::int64_t first, std::int64_t last) { observe_range(first, last, r.min, r.max); });
+  } else if (layout.granularity == Granularity::channel) {
+    // Channels recur every row: each thread gathers the ranges of its rows in its own arrays
+    // (as many entries as channels, few next to the tensor), merged in the order of the rows, so
+    // that, as in one pass, of equal extremes (-0.0, +0.0) the first seen stays whatever the
+    // thread count.
+    struct Part {
+      std::int64_t first;
+      std::vector<float> lo, hi;
+    };
+    std::vector<Part> parts;
+    detail::parallel_for(n, kObserveChunk, [&](std::int64_t first, std::int64_t last) {
+      Part part{first, std::vector<float>(groups, std::numeric_limits<float>::infinity()),
+                std::vector<float>(groups, -std::numeric_limits<float>::infinity())};
+      observe_range(first, last, part.lo, part.hi);
+      const std::lock_guard<std::mutex> lock(merge_mutex);
+      parts.push_back(std::move(part));
+    });
+    std::sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) { return a.first < b.first; });
+    for (const Part& part : parts) {
+      for (std::size_t g = 0; g < groups; ++g) {
+        r.min[g] = std::min(r.min[g], part.lo[g]);
+        r.max[g] = std::max(r.max[g], part.hi[g]);
+      }
+    }
+  } else {
+    observe_range(0, n, r.min, r.max);  // blocks along an outer axis: as many groups as blocks
+  }
 
   if (const std::int64_t bad = first_bad.index(); bad < n) {
     const float value = [&] {

@@ -32,13 +32,6 @@ enum class Input { f32, f16, bf16 };
 template <Input in>
 using InputElement = std::conditional_t<in == Input::f32, float, std::uint16_t>;
 
-template <Input in>
-float as_float(InputElement<in> v) noexcept {
-  if constexpr (in == Input::f32) return v;
-  else if constexpr (in == Input::f16) return kernels::f16_f32_convert_ref(v);
-  else return kernels::bf16_f32_convert_ref(v);
-}
-
 // The SIMD span kernel for an (input, code) pair.
 template <Input in, class Code>
 void quantize_span(std::span<const InputElement<in>> x, const AffineParams& p, const kernels::QuantizeSpec& spec,
@@ -71,6 +64,45 @@ void dequantize_span(std::span<const Code> q, const AffineParams& p, std::span<f
   else qu16_f32_dequantize(q, p, x);
 }
 
+// The per-element form of quantize_span: element i uses the parameters p.at(i).
+template <Input in, class Code>
+void quantize_each(std::span<const InputElement<in>> x, const kernels::ParamSpans& p, const kernels::QuantizeSpec& spec,
+                   std::span<Code> q) noexcept {
+  using namespace kernels;
+  if constexpr (in == Input::f32) {
+    if constexpr (std::is_same_v<Code, std::int8_t>) f32_qs8_quantize_each(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::uint8_t>) f32_qu8_quantize_each(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::int16_t>) f32_qs16_quantize_each(x, p, spec, q);
+    else f32_qu16_quantize_each(x, p, spec, q);
+  } else if constexpr (in == Input::f16) {
+    if constexpr (std::is_same_v<Code, std::int8_t>) f16_qs8_quantize_each(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::uint8_t>) f16_qu8_quantize_each(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::int16_t>) f16_qs16_quantize_each(x, p, spec, q);
+    else f16_qu16_quantize_each(x, p, spec, q);
+  } else {
+    if constexpr (std::is_same_v<Code, std::int8_t>) bf16_qs8_quantize_each(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::uint8_t>) bf16_qu8_quantize_each(x, p, spec, q);
+    else if constexpr (std::is_same_v<Code, std::int16_t>) bf16_qs16_quantize_each(x, p, spec, q);
+    else bf16_qu16_quantize_each(x, p, spec, q);
+  }
+}
+
+template <class Code>
+void dequantize_each(std::span<const Code> q, const kernels::ParamSpans& p, std::span<float> x) noexcept {
+  using namespace kernels;
+  if constexpr (std::is_same_v<Code, std::int8_t>) qs8_f32_dequantize_each(q, p, x);
+  else if constexpr (std::is_same_v<Code, std::uint8_t>) qu8_f32_dequantize_each(q, p, x);
+  else if constexpr (std::is_same_v<Code, std::int16_t>) qs16_f32_dequantize_each(q, p, x);
+  else qu16_f32_dequantize_each(q, p, x);
+}
+
+// The parameters of groups first, first + 1, ... as the per-element kernels take them.
+kernels::ParamSpans param_spans(const QParams& params, std::int64_t first) noexcept {
+  const auto g = static_cast<std::size_t>(first);
+  return {std::span<const float>(params.scale).subspan(g), std::span<const std::int32_t>(params.zero_point).subspan(g),
+          std::span<const float>(params.offset).subspan(g), params.scheme.zero_point == ZeroPointKind::float_offset};
+}
+
 template <class Code>
 bool quantize_blocks(std::span<const float> x, std::size_t block, const kernels::BlockScheme& b, std::span<float> scale,
                      std::span<std::int32_t> zero_point, std::span<float> offset, std::span<Code> q) noexcept {
@@ -81,9 +113,9 @@ bool quantize_blocks(std::span<const float> x, std::size_t block, const kernels:
   else return f32_qu16_quantize_blocks(x, block, b, scale, zero_point, offset, q);
 }
 
-// Quantizes elements [begin, end) of x into out[0, end - begin). Runs that share one parameter
-// set go through the SIMD kernel; runs whose parameters change at every element (channels along
-// the innermost axis) use the element formula.
+// Quantizes elements [begin, end) of x into out[0, end - begin): runs that share one parameter
+// set through the span kernels, runs whose parameters change at every element (channels along
+// the innermost axis) through the per-element ones.
 template <Input in, class Code>
 void quantize_range(const InputElement<in>* x, const ParamLayout& layout, const QParams& params,
                     const kernels::QuantizeSpec& spec, std::int64_t begin, std::int64_t end, Code* out) {
@@ -94,10 +126,8 @@ void quantize_range(const InputElement<in>* x, const ParamLayout& layout, const 
       quantize_span<in, Code>({x + r.start, n}, params.at(static_cast<std::size_t>(r.group)), spec, {dst, n});
       return;
     }
-    for (std::int64_t i = 0; i < r.length; ++i) {
-      dst[i] = static_cast<Code>(kernels::quantize_value(as_float<in>(x[r.start + i]),
-                                                        params.at(static_cast<std::size_t>(r.group + i)), spec));
-    }
+    const auto n = static_cast<std::size_t>(r.length);
+    quantize_each<in, Code>({x + r.start, n}, param_spans(params, r.group), spec, {dst, n});
   });
 }
 
@@ -111,9 +141,8 @@ void dequantize_range(const Code* q, const ParamLayout& layout, const QParams& p
       dequantize_span<Code>({q + (r.start - begin), n}, params.at(static_cast<std::size_t>(r.group)), {dst, n});
       return;
     }
-    for (std::int64_t i = 0; i < r.length; ++i) {
-      dst[i] = kernels::dequantize_value(q[r.start - begin + i], params.at(static_cast<std::size_t>(r.group + i)));
-    }
+    const auto n = static_cast<std::size_t>(r.length);
+    dequantize_each<Code>({q + (r.start - begin), n}, param_spans(params, r.group), {dst, n});
   });
 }
 
@@ -141,14 +170,19 @@ void pack_chunk(const Code* codes, std::size_t count, int cbits, std::uint8_t* p
   else kernels::pack_ref(from, cbits, into);
 }
 
-template <Input in, class Code>
+// Calls after_chunk(begin, end) once the codes of each chunk [begin, end) are stored, on the
+// thread that stored them, while the chunk is still in cache.
+template <Input in, class Code, class AfterChunk>
 void quantize_all(const InputElement<in>* x, std::int64_t n, const ParamLayout& layout, const QParams& params,
-                  std::uint8_t* data) {
+                  std::uint8_t* data, const AfterChunk& after_chunk) {
   const kernels::QuantizeSpec spec = kernels::quantize_spec(params.scheme);
   const int cbits = container_bits(params.scheme.bits);
   if (cbits >= 8) {
     Code* codes = reinterpret_cast<Code*>(data);
-    for_each_chunk(n, [&](std::int64_t b, std::int64_t e) { quantize_range<in, Code>(x, layout, params, spec, b, e, codes + b); });
+    for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
+      quantize_range<in, Code>(x, layout, params, spec, b, e, codes + b);
+      after_chunk(b, e);
+    });
     return;
   }
   // Sub-byte codes: quantize a chunk into a small buffer while it is in cache, then pack it.
@@ -156,6 +190,7 @@ void quantize_all(const InputElement<in>* x, std::int64_t n, const ParamLayout& 
     std::array<Code, kChunk> buffer;
     quantize_range<in, Code>(x, layout, params, spec, b, e, buffer.data());
     pack_chunk(buffer.data(), static_cast<std::size_t>(e - b), cbits, data + b * cbits / 8);
+    after_chunk(b, e);
   });
 }
 
@@ -225,6 +260,33 @@ void validate_codes(const QuantizedTensor& q) {
   });
 }
 
+// quantize(x, params, q), calling after_chunk as quantize_all does.
+template <class AfterChunk>
+void quantize_with(const TensorView& x, const QParams& params, QuantizedTensor& q, const AfterChunk& after_chunk) {
+  if (!is_float(x.dtype())) {
+    throw Error(fmt::format("cannot quantize a {} tensor: only float tensors (f32, f64, f16, bf16) can be quantized",
+                            dtype_name(x.dtype())));
+  }
+  params.check_fits(x.shape());
+  q.shape = x.shape();
+  q.params = params;
+  const std::int64_t n = x.numel();
+  q.data.resize(static_cast<std::size_t>(packed_size(n, params.scheme.bits)));
+  // f32, f16 and bf16 are read where they lie (16-bit floats widen inside the kernel); anything
+  // else is first converted to a float32 copy.
+  const bool direct = x.is_contiguous() && x.dtype() != DType::f64;
+  const Tensor converted = direct ? Tensor() : to_f32(x);
+  const void* src = direct ? x.data() : converted.data();
+  const DType in = direct ? x.dtype() : DType::f32;
+  const ParamLayout layout = ParamLayout::of(x.shape(), params.scheme);
+  std::uint8_t* data = q.data.data();
+  with_code_type(params.scheme, [&]<class Code>() {
+    if (in == DType::f16) quantize_all<Input::f16, Code>(static_cast<const std::uint16_t*>(src), n, layout, params, data, after_chunk);
+    else if (in == DType::bf16) quantize_all<Input::bf16, Code>(static_cast<const std::uint16_t*>(src), n, layout, params, data, after_chunk);
+    else quantize_all<Input::f32, Code>(static_cast<const float*>(src), n, layout, params, data, after_chunk);
+  });
+}
+
 }  // namespace
 
 DType code_dtype(const Scheme& s) noexcept {
@@ -248,28 +310,7 @@ std::int64_t packed_size(std::int64_t count, int bits) {
 }
 
 void quantize(const TensorView& x, const QParams& params, QuantizedTensor& q) {
-  if (!is_float(x.dtype())) {
-    throw Error(fmt::format("cannot quantize a {} tensor: only float tensors (f32, f64, f16, bf16) can be quantized",
-                            dtype_name(x.dtype())));
-  }
-  params.check_fits(x.shape());
-  q.shape = x.shape();
-  q.params = params;
-  const std::int64_t n = x.numel();
-  q.data.resize(static_cast<std::size_t>(packed_size(n, params.scheme.bits)));
-  // f32, f16 and bf16 are read where they lie (16-bit floats widen inside the kernel); anything
-  // else is first converted to a float32 copy.
-  const bool direct = x.is_contiguous() && x.dtype() != DType::f64;
-  const Tensor converted = direct ? Tensor() : to_f32(x);
-  const void* src = direct ? x.data() : converted.data();
-  const DType in = direct ? x.dtype() : DType::f32;
-  const ParamLayout layout = ParamLayout::of(x.shape(), params.scheme);
-  std::uint8_t* data = q.data.data();
-  with_code_type(params.scheme, [&]<class Code>() {
-    if (in == DType::f16) quantize_all<Input::f16, Code>(static_cast<const std::uint16_t*>(src), n, layout, params, data);
-    else if (in == DType::bf16) quantize_all<Input::bf16, Code>(static_cast<const std::uint16_t*>(src), n, layout, params, data);
-    else quantize_all<Input::f32, Code>(static_cast<const float*>(src), n, layout, params, data);
-  });
+  quantize_with(x, params, q, [](std::int64_t, std::int64_t) {});
 }
 
 QuantizedTensor quantize(const TensorView& x, const QParams& params) {
@@ -577,8 +618,25 @@ void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& o
       return;
     }
   }
-  quantize(x, compute_params(x, scheme, options), out);
-  error = quantization_error(x, out);
+  const QParams params = compute_params(x, scheme, options);
+  if (!direct || x.numel() == 0) {
+    quantize(x, params, out);
+    error = quantization_error(x, out);
+    return;
+  }
+  // The error of each chunk while it is in cache, on quantization_error's grid (chunks of
+  // kChunk, as quantize_all's): the same bits, one pass over x fewer.
+  const ParamLayout layout = ParamLayout::of(x.shape(), scheme);
+  const BatchGrid grid{layout, false, x.numel()};
+  std::vector<ErrorAccumulator> parts(static_cast<std::size_t>(grid.batches()));
+  with_code_type(scheme, [&]<class Code>() {
+    quantize_with(x, params, out, [&](std::int64_t b, std::int64_t e) {
+      thread_local std::vector<float> widened;
+      const std::span<const float> reference = detail::float_values(x.data(), x.dtype(), b, e, widened);
+      measure_batch<Code>(out, layout, b, e, reference, parts[static_cast<std::size_t>(b / kChunk)]);
+    });
+  });
+  error = merged(parts);
 }
 
 QuantizedTensor quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {

@@ -733,6 +733,102 @@ void Dequantize(const Code* HWY_RESTRICT q, size_t n, const AffineParams& params
   for (; i < n; ++i) x[i] = dequantize_value(q[i], p);
 }
 
+// The parameters of element i are scale[i], zero_point[i], offset[i] (channels along the
+// innermost axis). Each vector follows the reference formula lane by lane, quotient included (a
+// division, or a multiplication by a reciprocal computed per lane), so there is no certainty test
+// and no fallback: one division per vector is cheap next to the memory traffic of a tensor.
+template <class In, class Code>
+void QuantizeEach(const In* HWY_RESTRICT x, size_t n, const float* HWY_RESTRICT scale,
+                  const int32_t* HWY_RESTRICT zero_point, const float* HWY_RESTRICT offset, bool has_offset,
+                  const QuantizeSpec& spec, Code* HWY_RESTRICT q) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<int32_t, decltype(df)> di;
+  const hn::Rebind<Code, decltype(df)> dc;
+  const size_t N = hn::Lanes(df);
+  const auto lo = hn::Set(df, static_cast<float>(spec.range.qmin));
+  const auto hi = hn::Set(df, static_cast<float>(spec.range.qmax));
+  const auto one = hn::Set(df, 1.0f);
+  const bool reciprocal = spec.quotient == Quotient::reciprocal;
+  const Rounding rounding = spec.rounding;
+  auto codes_at = [&](size_t i) {
+    auto v = LoadAsFloat(df, x + i);
+    // x - 0 is x bit for bit (-0.0 included), so lanes with no offset need no select.
+    if (has_offset) v = hn::Sub(v, hn::LoadU(df, offset + i));
+    const auto s = hn::LoadU(df, scale + i);
+    v = reciprocal ? hn::Mul(v, hn::Div(one, s)) : hn::Div(v, s);
+    const auto zp = hn::ConvertTo(df, hn::LoadU(di, zero_point + i));
+    auto r = hn::Add(RoundToInteger(df, v, rounding), zp);
+    r = hn::IfThenElse(hn::IsNaN(v), zp, r);
+    return hn::ConvertTo(di, hn::Min(hn::Max(r, lo), hi));
+  };
+  size_t i = 0;
+#if ZP_PACK_FOUR
+  if constexpr (sizeof(Code) == 1) {
+    for (; i + 4 * N <= n; i += 4 * N) {
+      const auto c0 = codes_at(i), c1 = codes_at(i + N), c2 = codes_at(i + 2 * N), c3 = codes_at(i + 3 * N);
+      StoreBytes(q + i, PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw), false);
+    }
+  }
+#endif
+  for (; i + N <= n; i += N) hn::StoreU(hn::DemoteTo(dc, codes_at(i)), dc, q + i);
+  for (; i < n; ++i) {
+    q[i] = static_cast<Code>(quantize_value(ScalarAsFloat(x + i), {scale[i], zero_point[i], offset[i]}, spec));
+  }
+}
+
+// x[i] = float(q[i] - zero_point[i]) * scale[i] + offset[i].
+template <class Code>
+void DequantizeEach(const Code* HWY_RESTRICT q, size_t n, const float* HWY_RESTRICT scale,
+                    const int32_t* HWY_RESTRICT zero_point, const float* HWY_RESTRICT offset, bool has_offset,
+                    float* HWY_RESTRICT x) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<int32_t, decltype(df)> di;
+  const hn::Rebind<Code, decltype(df)> dc;
+  const size_t N = hn::Lanes(df);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto centred = hn::Sub(hn::PromoteTo(di, hn::LoadU(dc, q + i)), hn::LoadU(di, zero_point + i));
+    auto v = hn::Mul(hn::ConvertTo(df, centred), hn::LoadU(df, scale + i));
+    if (has_offset) {
+      // v + 0 would turn -0.0 into +0.0: the reference adds only a non-zero offset.
+      const auto o = hn::LoadU(df, offset + i);
+      v = hn::IfThenElse(hn::Eq(o, hn::Zero(df)), v, hn::Add(v, o));
+    }
+    hn::StoreU(v, df, x + i);
+  }
+  for (; i < n; ++i) x[i] = dequantize_value(q[i], {scale[i], zero_point[i], offset[i]});
+}
+
+#define ZP_QUANTIZE_EACH_ENTRY(NAME, IN, CODE)                                                              \
+  void NAME(const IN* x, size_t n, const float* scale, const int32_t* zp, const float* offset, bool has_offset, \
+            const QuantizeSpec& s, CODE* q) {                                                                 \
+    QuantizeEach(x, n, scale, zp, offset, has_offset, s, q);                                                  \
+  }
+ZP_QUANTIZE_EACH_ENTRY(F32QS8Each, float, int8_t)
+ZP_QUANTIZE_EACH_ENTRY(F32QU8Each, float, uint8_t)
+ZP_QUANTIZE_EACH_ENTRY(F32QS16Each, float, int16_t)
+ZP_QUANTIZE_EACH_ENTRY(F32QU16Each, float, uint16_t)
+ZP_QUANTIZE_EACH_ENTRY(F16QS8Each, hwy::float16_t, int8_t)
+ZP_QUANTIZE_EACH_ENTRY(F16QU8Each, hwy::float16_t, uint8_t)
+ZP_QUANTIZE_EACH_ENTRY(F16QS16Each, hwy::float16_t, int16_t)
+ZP_QUANTIZE_EACH_ENTRY(F16QU16Each, hwy::float16_t, uint16_t)
+ZP_QUANTIZE_EACH_ENTRY(BF16QS8Each, hwy::bfloat16_t, int8_t)
+ZP_QUANTIZE_EACH_ENTRY(BF16QU8Each, hwy::bfloat16_t, uint8_t)
+ZP_QUANTIZE_EACH_ENTRY(BF16QS16Each, hwy::bfloat16_t, int16_t)
+ZP_QUANTIZE_EACH_ENTRY(BF16QU16Each, hwy::bfloat16_t, uint16_t)
+#undef ZP_QUANTIZE_EACH_ENTRY
+
+#define ZP_DEQUANTIZE_EACH_ENTRY(NAME, CODE)                                                             \
+  void NAME(const CODE* q, size_t n, const float* scale, const int32_t* zp, const float* offset, bool has_offset, \
+            float* x) {                                                                                    \
+    DequantizeEach(q, n, scale, zp, offset, has_offset, x);                                                \
+  }
+ZP_DEQUANTIZE_EACH_ENTRY(QS8F32Each, int8_t)
+ZP_DEQUANTIZE_EACH_ENTRY(QU8F32Each, uint8_t)
+ZP_DEQUANTIZE_EACH_ENTRY(QS16F32Each, int16_t)
+ZP_DEQUANTIZE_EACH_ENTRY(QU16F32Each, uint16_t)
+#undef ZP_DEQUANTIZE_EACH_ENTRY
+
 #define ZP_QUANTIZE_ENTRY(NAME, IN, CODE)                                                                  \
   void NAME(const IN* x, size_t n, const AffineParams& p, const QuantizeSpec& s, CODE* q) { \
     Quantize(x, n, p, s, q);                                                                               \
@@ -836,6 +932,22 @@ HWY_EXPORT(QS8F32);
 HWY_EXPORT(QU8F32);
 HWY_EXPORT(QS16F32);
 HWY_EXPORT(QU16F32);
+HWY_EXPORT(F32QS8Each);
+HWY_EXPORT(F32QU8Each);
+HWY_EXPORT(F32QS16Each);
+HWY_EXPORT(F32QU16Each);
+HWY_EXPORT(F16QS8Each);
+HWY_EXPORT(F16QU8Each);
+HWY_EXPORT(F16QS16Each);
+HWY_EXPORT(F16QU16Each);
+HWY_EXPORT(BF16QS8Each);
+HWY_EXPORT(BF16QU8Each);
+HWY_EXPORT(BF16QS16Each);
+HWY_EXPORT(BF16QU16Each);
+HWY_EXPORT(QS8F32Each);
+HWY_EXPORT(QU8F32Each);
+HWY_EXPORT(QS16F32Each);
+HWY_EXPORT(QU16F32Each);
 
 // The dispatched boundary takes pointers and sizes; vector types never cross it.
 #define ZP_QUANTIZE_PUBLIC(PUBLIC, IN_T, HWY_IN, CODE, EXPORTED)                                      \
@@ -930,6 +1042,50 @@ ZP_DEQUANTIZE_PUBLIC(qu8_f32_dequantize, std::uint8_t, QU8F32)
 ZP_DEQUANTIZE_PUBLIC(qs16_f32_dequantize, std::int16_t, QS16F32)
 ZP_DEQUANTIZE_PUBLIC(qu16_f32_dequantize, std::uint16_t, QU16F32)
 #undef ZP_DEQUANTIZE_PUBLIC
+
+namespace {
+// The parameter spans cover x and are not written by the kernel's output.
+template <class In, class Out>
+void expect_each(std::span<In> x, const ParamSpans& p, std::span<Out> out) noexcept {
+  detail::expect_output(x, out, x.size());
+  detail::expect(p.scale.size() >= x.size() && p.zero_point.size() >= x.size() && p.offset.size() >= x.size());
+  detail::expect(detail::disjoint(p.scale, out) && detail::disjoint(p.zero_point, out) && detail::disjoint(p.offset, out));
+}
+}  // namespace
+
+#define ZP_QUANTIZE_EACH_PUBLIC(PUBLIC, IN_T, HWY_IN, CODE, EXPORTED)                                              \
+  void PUBLIC(std::span<const IN_T> x, const ParamSpans& p, const QuantizeSpec& s, std::span<CODE> q) noexcept { \
+    expect_each(x, p, q);                                                                                         \
+    detail::configure_dispatch_once();                                                                            \
+    HWY_DYNAMIC_DISPATCH(EXPORTED)(reinterpret_cast<const HWY_IN*>(x.data()), x.size(), p.scale.data(),            \
+                                   p.zero_point.data(), p.offset.data(), p.has_offset, s, q.data());             \
+  }
+ZP_QUANTIZE_EACH_PUBLIC(f32_qs8_quantize_each, float, float, std::int8_t, F32QS8Each)
+ZP_QUANTIZE_EACH_PUBLIC(f32_qu8_quantize_each, float, float, std::uint8_t, F32QU8Each)
+ZP_QUANTIZE_EACH_PUBLIC(f32_qs16_quantize_each, float, float, std::int16_t, F32QS16Each)
+ZP_QUANTIZE_EACH_PUBLIC(f32_qu16_quantize_each, float, float, std::uint16_t, F32QU16Each)
+ZP_QUANTIZE_EACH_PUBLIC(f16_qs8_quantize_each, std::uint16_t, hwy::float16_t, std::int8_t, F16QS8Each)
+ZP_QUANTIZE_EACH_PUBLIC(f16_qu8_quantize_each, std::uint16_t, hwy::float16_t, std::uint8_t, F16QU8Each)
+ZP_QUANTIZE_EACH_PUBLIC(f16_qs16_quantize_each, std::uint16_t, hwy::float16_t, std::int16_t, F16QS16Each)
+ZP_QUANTIZE_EACH_PUBLIC(f16_qu16_quantize_each, std::uint16_t, hwy::float16_t, std::uint16_t, F16QU16Each)
+ZP_QUANTIZE_EACH_PUBLIC(bf16_qs8_quantize_each, std::uint16_t, hwy::bfloat16_t, std::int8_t, BF16QS8Each)
+ZP_QUANTIZE_EACH_PUBLIC(bf16_qu8_quantize_each, std::uint16_t, hwy::bfloat16_t, std::uint8_t, BF16QU8Each)
+ZP_QUANTIZE_EACH_PUBLIC(bf16_qs16_quantize_each, std::uint16_t, hwy::bfloat16_t, std::int16_t, BF16QS16Each)
+ZP_QUANTIZE_EACH_PUBLIC(bf16_qu16_quantize_each, std::uint16_t, hwy::bfloat16_t, std::uint16_t, BF16QU16Each)
+#undef ZP_QUANTIZE_EACH_PUBLIC
+
+#define ZP_DEQUANTIZE_EACH_PUBLIC(PUBLIC, CODE, EXPORTED)                                                       \
+  void PUBLIC(std::span<const CODE> q, const ParamSpans& p, std::span<float> x) noexcept {                    \
+    expect_each(q, p, x);                                                                                      \
+    detail::configure_dispatch_once();                                                                         \
+    HWY_DYNAMIC_DISPATCH(EXPORTED)(q.data(), q.size(), p.scale.data(), p.zero_point.data(), p.offset.data(),   \
+                                   p.has_offset, x.data());                                                    \
+  }
+ZP_DEQUANTIZE_EACH_PUBLIC(qs8_f32_dequantize_each, std::int8_t, QS8F32Each)
+ZP_DEQUANTIZE_EACH_PUBLIC(qu8_f32_dequantize_each, std::uint8_t, QU8F32Each)
+ZP_DEQUANTIZE_EACH_PUBLIC(qs16_f32_dequantize_each, std::int16_t, QS16F32Each)
+ZP_DEQUANTIZE_EACH_PUBLIC(qu16_f32_dequantize_each, std::uint16_t, QU16F32Each)
+#undef ZP_DEQUANTIZE_EACH_PUBLIC
 
 }  // namespace zp::kernels
 #endif  // HWY_ONCE

@@ -23,6 +23,16 @@ void dequantize_span(std::span<const Code> q, const AffineParams& params, std::s
   for (std::size_t i = 0; i < q.size(); ++i) x[i] = dequantize_value(q[i], p);
 }
 
+template <class Code>
+void quantize_each(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec, std::span<Code> q) noexcept {
+  for (std::size_t i = 0; i < x.size(); ++i) q[i] = static_cast<Code>(quantize_value(x[i], p.at(i), spec));
+}
+
+template <class Code>
+void dequantize_each(std::span<const Code> q, const ParamSpans& p, std::span<float> x) noexcept {
+  for (std::size_t i = 0; i < q.size(); ++i) x[i] = dequantize_value(q[i], p.at(i));
+}
+
 }  // namespace
 
 void f32_qs8_quantize_ref(std::span<const float> x, const AffineParams& p, const QuantizeSpec& spec,
@@ -53,6 +63,52 @@ void qs16_f32_dequantize_ref(std::span<const std::int16_t> q, const AffineParams
 }
 void qu16_f32_dequantize_ref(std::span<const std::uint16_t> q, const AffineParams& p, std::span<float> x) noexcept {
   dequantize_span(q, p, x);
+}
+
+void f32_qs8_quantize_each_ref(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec,
+                               std::span<std::int8_t> q) noexcept {
+  quantize_each(x, p, spec, q);
+}
+void f32_qu8_quantize_each_ref(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec,
+                               std::span<std::uint8_t> q) noexcept {
+  quantize_each(x, p, spec, q);
+}
+void f32_qs16_quantize_each_ref(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec,
+                                std::span<std::int16_t> q) noexcept {
+  quantize_each(x, p, spec, q);
+}
+void f32_qu16_quantize_each_ref(std::span<const float> x, const ParamSpans& p, const QuantizeSpec& spec,
+                                std::span<std::uint16_t> q) noexcept {
+  quantize_each(x, p, spec, q);
+}
+
+void qs8_f32_dequantize_each_ref(std::span<const std::int8_t> q, const ParamSpans& p, std::span<float> x) noexcept {
+  dequantize_each(q, p, x);
+}
+void qu8_f32_dequantize_each_ref(std::span<const std::uint8_t> q, const ParamSpans& p, std::span<float> x) noexcept {
+  dequantize_each(q, p, x);
+}
+void qs16_f32_dequantize_each_ref(std::span<const std::int16_t> q, const ParamSpans& p, std::span<float> x) noexcept {
+  dequantize_each(q, p, x);
+}
+void qu16_f32_dequantize_each_ref(std::span<const std::uint16_t> q, const ParamSpans& p, std::span<float> x) noexcept {
+  dequantize_each(q, p, x);
+}
+
+bool f32_minmax_accumulate_ref(std::span<const float> x, std::span<float> min, std::span<float> max) noexcept {
+  bool finite = true;
+  const std::size_t columns = min.size();
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const float v = x[i];
+    if (!std::isfinite(v)) {
+      finite = false;
+      continue;
+    }
+    const std::size_t j = i % columns;
+    if (v < min[j]) min[j] = v;
+    if (v > max[j]) max[j] = v;
+  }
+  return finite;
 }
 
 MinMax f32_minmax_ref(std::span<const float> x, bool skip_nonfinite) noexcept {

@@ -211,6 +211,51 @@ size_t FindNonFiniteF32(const float* HWY_RESTRICT x, size_t n) {
   return n;
 }
 
+// Column by column (a vector of columns at a time), down all rows: each column's running range
+// stays in registers for the whole block instead of going to memory once per row.
+bool MinMaxAccumulateF32(const float* HWY_RESTRICT x, size_t rows, size_t columns, float* HWY_RESTRICT lo,
+                         float* HWY_RESTRICT hi) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  auto all_finite = hn::FirstN(d, N);
+  size_t j = 0;
+  for (; j + 2 * N <= columns; j += 2 * N) {
+    auto l0 = hn::LoadU(d, lo + j), l1 = hn::LoadU(d, lo + j + N);
+    auto h0 = hn::LoadU(d, hi + j), h1 = hn::LoadU(d, hi + j + N);
+    for (size_t r = 0; r < rows; ++r) {
+      const float* row = x + r * columns + j;
+      const auto v0 = hn::LoadU(d, row), v1 = hn::LoadU(d, row + N);
+      const auto f0 = hn::IsFinite(v0), f1 = hn::IsFinite(v1);
+      all_finite = hn::And(all_finite, hn::And(f0, f1));
+      // Selects, not Min/Max: of equal values (-0.0, +0.0) the one already there must stay.
+      l0 = hn::IfThenElse(hn::And(f0, hn::Lt(v0, l0)), v0, l0);
+      h0 = hn::IfThenElse(hn::And(f0, hn::Gt(v0, h0)), v0, h0);
+      l1 = hn::IfThenElse(hn::And(f1, hn::Lt(v1, l1)), v1, l1);
+      h1 = hn::IfThenElse(hn::And(f1, hn::Gt(v1, h1)), v1, h1);
+    }
+    hn::StoreU(l0, d, lo + j);
+    hn::StoreU(l1, d, lo + j + N);
+    hn::StoreU(h0, d, hi + j);
+    hn::StoreU(h1, d, hi + j + N);
+  }
+  bool finite = hn::AllTrue(d, all_finite);
+  for (; j < columns; ++j) {
+    float l = lo[j], h = hi[j];
+    for (size_t r = 0; r < rows; ++r) {
+      const float v = x[r * columns + j];
+      if (!std::isfinite(v)) {
+        finite = false;
+        continue;
+      }
+      if (v < l) l = v;
+      if (v > h) h = v;
+    }
+    lo[j] = l;
+    hi[j] = h;
+  }
+  return finite;
+}
+
 }  // namespace zp::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -227,6 +272,7 @@ HWY_EXPORT(CodesInRangeS8);
 HWY_EXPORT(CodesInRangeU8);
 HWY_EXPORT(CodesInRangeS16);
 HWY_EXPORT(CodesInRangeU16);
+HWY_EXPORT(MinMaxAccumulateF32);
 
 template <class Code, class Fn>
 static bool codes_in_range_via(Fn fn, std::span<const Code> q, int qmin, int qmax) noexcept {
@@ -267,6 +313,16 @@ ErrorSums f32_error_sums(std::span<const float> reference, std::span<const float
   detail::expect(approx.size() >= reference.size());
   detail::configure_dispatch_once();
   return HWY_DYNAMIC_DISPATCH(ErrorSumsF32)(reference.data(), approx.data(), reference.size());
+}
+
+bool f32_minmax_accumulate(std::span<const float> x, std::span<float> min, std::span<float> max) noexcept {
+  detail::expect(max.size() == min.size() && (x.empty() || (!min.empty() && x.size() % min.size() == 0)));
+  if (x.empty()) return true;
+  detail::expect_output(x, min, min.size());
+  detail::expect_output(x, max, max.size());
+  detail::expect(detail::disjoint(min, max));
+  detail::configure_dispatch_once();
+  return HWY_DYNAMIC_DISPATCH(MinMaxAccumulateF32)(x.data(), x.size() / min.size(), min.size(), min.data(), max.data());
 }
 
 std::size_t f32_find_nonfinite(std::span<const float> x) noexcept {

@@ -446,6 +446,176 @@ TEST_P(SimdKernels, WideningMatchesReference) {
   }
 }
 
+// Parameters that change at every element (channels along the innermost axis): a different
+// scale, zero point and offset per lane, with subnormal and huge scales, zero points at the code
+// range's ends and signed zero offsets among them.
+struct EachParams {
+  std::vector<float> scale, offset;
+  std::vector<std::int32_t> zero_point;
+  ParamSpans spans(std::size_t from, bool has_offset) const {
+    return {std::span<const float>(scale).subspan(from), std::span<const std::int32_t>(zero_point).subspan(from),
+            std::span<const float>(offset).subspan(from), has_offset};
+  }
+};
+
+EachParams each_params(std::size_t n, int qmin, int qmax, bool offsets, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> mantissa(1.0f, 2.0f);
+  std::uniform_int_distribution<int> exponent(-12, 4), zp(qmin, qmax), pick(0, 9);
+  EachParams p;
+  for (std::size_t i = 0; i < n; ++i) {
+    float s = std::ldexp(mantissa(rng), exponent(rng));
+    if (pick(rng) == 0) s = 3e-39f;  // 1/scale overflows: the reciprocal is infinite
+    if (pick(rng) == 0) s = 0x1p126f;
+    p.scale.push_back(s);
+    p.zero_point.push_back(offsets ? 0 : (pick(rng) < 2 ? (pick(rng) < 5 ? qmin : qmax) : zp(rng)));
+    p.offset.push_back(offsets ? (pick(rng) < 3 ? (pick(rng) < 5 ? 0.0f : -0.0f) : (mantissa(rng) - 1.5f) * 100.0f) : 0.0f);
+  }
+  return p;
+}
+
+// Values around each element's own ties, saturating, and the edge values.
+std::vector<float> each_values(const EachParams& p, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> k(-200, 200), pick(0, 3);
+  auto v = edge_values(1.0f, seed, p.scale.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (pick(rng) == 0) v[i] = (static_cast<float>(k(rng)) + 0.5f) * p.scale[i] + p.offset[i];
+    else if (pick(rng) == 0) v[i] = static_cast<float>(k(rng)) * p.scale[i];
+  }
+  return v;
+}
+
+template <class Code, class Simd, class Ref>
+void check_quantize_each(Simd simd, Ref ref, const char* what) {
+  constexpr int kMin = std::numeric_limits<Code>::min(), kMax = std::numeric_limits<Code>::max();
+  for (const auto& [qmin, qmax] : {std::pair{kMin, kMax}, std::pair{kMin + 1, kMax}, std::pair{kMin / 2, kMax / 3 + 1}}) {
+    for (bool offsets : {false, true}) {
+      const EachParams p = each_params(110, qmin, qmax, offsets, static_cast<std::uint32_t>(qmax + offsets));
+      const auto x = each_values(p, static_cast<std::uint32_t>(qmin + 7));
+      for (auto rounding : {Rounding::half_even, Rounding::half_away, Rounding::half_up}) {
+        for (auto quotient : {Quotient::divide, Quotient::reciprocal}) {
+          const QuantizeSpec spec{{qmin, qmax}, rounding, quotient};
+          for (std::size_t from = 0; from < 4; ++from) {
+            for (std::size_t n = 0; n + from <= x.size() && n <= 104; n += (n < 70 ? 1 : 11)) {
+              const std::span<const float> in(x.data() + from, n);
+              std::vector<Code> expected(n + 1, Code{42}), actual(n + 1, Code{42});
+              ref(in, p.spans(from, true), spec, std::span<Code>(expected.data(), n));
+              simd(in, p.spans(from, offsets), spec, std::span<Code>(actual.data(), n));
+              ASSERT_EQ(actual, expected) << what << " n=" << n << " from=" << from << " offsets=" << offsets
+                                          << " rounding=" << static_cast<int>(rounding)
+                                          << " quotient=" << static_cast<int>(quotient);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(SimdKernels, PerElementQuantizeMatchesReference) {
+  check_quantize_each<std::int8_t>(f32_qs8_quantize_each, f32_qs8_quantize_each_ref, "f32_qs8_each");
+  check_quantize_each<std::uint8_t>(f32_qu8_quantize_each, f32_qu8_quantize_each_ref, "f32_qu8_each");
+  check_quantize_each<std::int16_t>(f32_qs16_quantize_each, f32_qs16_quantize_each_ref, "f32_qs16_each");
+  check_quantize_each<std::uint16_t>(f32_qu16_quantize_each, f32_qu16_quantize_each_ref, "f32_qu16_each");
+}
+
+TEST_P(SimdKernels, PerElementQuantizeOfHalfInputsMatchesWidenedReference) {
+  std::mt19937 rng(15);
+  std::uniform_int_distribution<int> bits(0, 0xFFFF);
+  std::vector<std::uint16_t> h(99);
+  for (auto& b : h) b = static_cast<std::uint16_t>(bits(rng));
+  h[0] = 0x7C00;  // f16 +inf
+  h[1] = 0xFE00;  // NaN in both
+  h[2] = 0x8000;  // -0
+  const EachParams p = each_params(h.size(), -128, 127, false, 3);
+  const EachParams u = each_params(h.size(), 0, 65535, true, 4);
+  for (bool brain : {false, true}) {
+    std::vector<float> widened(h.size());
+    for (std::size_t i = 0; i < h.size(); ++i) widened[i] = brain ? bf16_f32_convert_ref(h[i]) : f16_f32_convert_ref(h[i]);
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{15}, std::size_t{17}, std::size_t{64}, std::size_t{65}, h.size()}) {
+      const QuantizeSpec spec8{{-128, 127}, Rounding::half_even, Quotient::divide};
+      const QuantizeSpec spec16{{0, 65535}, Rounding::half_away, Quotient::reciprocal};
+      std::vector<std::int8_t> e8(n), a8(n);
+      std::vector<std::uint16_t> e16(n), a16(n);
+      const std::span<const float> w(widened.data(), n);
+      f32_qs8_quantize_each_ref(w, p.spans(0, true), spec8, e8);
+      f32_qu16_quantize_each_ref(w, u.spans(0, true), spec16, e16);
+      const std::span<const std::uint16_t> in(h.data(), n);
+      if (brain) {
+        bf16_qs8_quantize_each(in, p.spans(0, false), spec8, a8);
+        bf16_qu16_quantize_each(in, u.spans(0, true), spec16, a16);
+      } else {
+        f16_qs8_quantize_each(in, p.spans(0, false), spec8, a8);
+        f16_qu16_quantize_each(in, u.spans(0, true), spec16, a16);
+      }
+      ASSERT_EQ(a8, e8) << (brain ? "bf16" : "f16") << " n=" << n;
+      ASSERT_EQ(a16, e16) << (brain ? "bf16" : "f16") << " n=" << n;
+    }
+  }
+}
+
+template <class Code, class Simd, class Ref>
+void check_dequantize_each(Simd simd, Ref ref, const char* what) {
+  std::mt19937 rng(19);
+  std::uniform_int_distribution<int> code(std::numeric_limits<Code>::min(), std::numeric_limits<Code>::max());
+  std::vector<Code> q(120);
+  for (auto& c : q) c = static_cast<Code>(code(rng));
+  q[0] = std::numeric_limits<Code>::min();
+  q[1] = std::numeric_limits<Code>::max();
+  for (bool offsets : {false, true}) {
+    EachParams p = each_params(q.size(), std::numeric_limits<Code>::min(), std::numeric_limits<Code>::max(), offsets, 8);
+    // A code equal to its zero point times a negative scale is -0.0, which an offset of 0.0
+    // must leave alone (the reference adds only a non-zero offset).
+    for (std::size_t i = 5; i < q.size(); i += 9) {
+      q[i] = static_cast<Code>(p.zero_point[i]);
+      p.scale[i] = -p.scale[i];  // (q - zp) = 0 times a negative scale is -0.0
+    }
+    for (std::size_t from = 0; from < 3; ++from) {
+      for (std::size_t n = 0; n + from <= q.size(); n += (n < 40 ? 1 : 11)) {
+        const std::span<const Code> in(q.data() + from, n);
+        std::vector<float> expected(n), actual(n);
+        ref(in, p.spans(from, true), expected);
+        simd(in, p.spans(from, offsets), actual);
+        ASSERT_EQ(0, std::memcmp(expected.data(), actual.data(), n * sizeof(float))) << what << " n=" << n;
+      }
+    }
+  }
+}
+
+TEST_P(SimdKernels, PerElementDequantizeMatchesReference) {
+  check_dequantize_each<std::int8_t>(qs8_f32_dequantize_each, qs8_f32_dequantize_each_ref, "qs8_each");
+  check_dequantize_each<std::uint8_t>(qu8_f32_dequantize_each, qu8_f32_dequantize_each_ref, "qu8_each");
+  check_dequantize_each<std::int16_t>(qs16_f32_dequantize_each, qs16_f32_dequantize_each_ref, "qs16_each");
+  check_dequantize_each<std::uint16_t>(qu16_f32_dequantize_each, qu16_f32_dequantize_each_ref, "qu16_each");
+}
+
+TEST_P(SimdKernels, MinMaxAccumulateMatchesReference) {
+  auto x = edge_values(1.0f, 31, 600);
+  x[3] = 0.0f;  // both zeros, so that which one stays is visible
+  x[70] = -0.0f;
+  for (std::size_t from = 0; from < 3; ++from) {
+    for (std::size_t columns = 1; columns <= 100; columns += (columns < 70 ? 1 : 9)) {
+      for (std::size_t rows : {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{5}}) {
+        if (from + rows * columns > x.size()) continue;
+        const std::span<const float> in(x.data() + from, rows * columns);
+        // Start from ranges that hold zeros of the other sign, values and the empty range.
+        std::vector<float> elo(columns), ehi(columns);
+        for (std::size_t i = 0; i < columns; ++i) {
+          elo[i] = i % 4 == 0 ? INFINITY : (i % 4 == 1 ? 0.0f : (i % 4 == 2 ? -0.0f : -1.0f));
+          ehi[i] = i % 4 == 0 ? -INFINITY : (i % 4 == 1 ? -0.0f : (i % 4 == 2 ? 0.0f : 1.0f));
+        }
+        std::vector<float> alo = elo, ahi = ehi;
+        const bool e = f32_minmax_accumulate_ref(in, elo, ehi);
+        const bool a = f32_minmax_accumulate(in, alo, ahi);
+        ASSERT_EQ(e, a) << "columns=" << columns << " rows=" << rows;
+        ASSERT_EQ(0, std::memcmp(elo.data(), alo.data(), columns * sizeof(float))) << "columns=" << columns << " rows=" << rows;
+        ASSERT_EQ(0, std::memcmp(ehi.data(), ahi.data(), columns * sizeof(float))) << "columns=" << columns << " rows=" << rows;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTargets, SimdKernels, ::testing::ValuesIn(kAllTargets),
                          [](const auto& info) { return info.param; });
 

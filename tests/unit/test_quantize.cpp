@@ -388,7 +388,8 @@ TEST(Metrics, QuantizationErrorMatchesTheFullCopyMeasurement) {
   x.span<float>()[70001] = 3.0f;  // the largest error lands here
   const Tensor xb = from_f32(x, DType::bf16);
   const int threads_before = thread_count();
-  for (const char* text : {"int8", "int8:channel=0", "int4:block=32", "uint4:block=128:asym", "int8:block=1000"}) {
+  for (const char* text : {"int8", "int8:channel=0", "int4:block=32", "uint4:block=128:asym", "int8:block=1000",
+                           "int8:channel=1", "uint8:channel=1:asym", "int4:channel=1"}) {
     for (const TensorView& input : {TensorView(x), TensorView(xb)}) {
       const QuantizedTensor q = quantize(input, Scheme::parse(text));
       const ErrorMetrics full = measure_error(input, dequantize(q));
@@ -405,7 +406,7 @@ TEST(Metrics, QuantizationErrorMatchesTheFullCopyMeasurement) {
       EXPECT_NEAR(one.cosine, full.cosine, 1e-12) << text;
       EXPECT_EQ(one.mse, two.mse) << text;  // bit for bit across thread counts
       EXPECT_EQ(one.cosine, two.cosine) << text;
-      // Measured during quantization (one pass where groups are contiguous): the same bits.
+      // Measured during quantization, each chunk while it is in cache: the same bits.
       for (int threads : {1, 2}) {
         set_thread_count(threads);
         QuantizedTensor again;
