@@ -765,6 +765,11 @@ void QuantizeEach(const In* HWY_RESTRICT x, size_t n, const float* HWY_RESTRICT 
 #if ZP_PACK_FOUR
   if constexpr (sizeof(Code) == 1) {
     for (; i + 4 * N <= n; i += 4 * N) {
+      // As in Quantize: the run is usually a row, and fetching what follows it lets memory work
+      // during this row's arithmetic.
+      for (size_t line = 0; line < 4 * N * sizeof(In); line += 64) {
+        hwy::Prefetch(reinterpret_cast<const char*>(x + i) + 16384 + line);
+      }
       const auto c0 = codes_at(i), c1 = codes_at(i + N), c2 = codes_at(i + 2 * N), c3 = codes_at(i + 3 * N);
       StoreBytes(q + i, PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw), false);
     }
