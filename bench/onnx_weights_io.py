@@ -5,8 +5,9 @@
 
 Builds a chain of MatMul layers (dim x dim float32 weights, in one external data file: 8 layers of
 4096 give 512 MiB), then, alternating in the same run, times `cp` of the model and its data (the
-yardstick: the same bytes read and written) and `zeropoint quantize --mode weights` (int8 per
-channel), and reports the medians and their ratio.
+yardstick: the same bytes read and written), the same copy flushed to disk (zeropoint flushes
+its output before renaming it into place, which `cp` does not) and `zeropoint quantize --mode
+weights` (int8 per channel), and reports the medians and their ratios.
 """
 import os
 import shutil
@@ -46,6 +47,17 @@ def timed(cmd):
     return time.perf_counter() - t
 
 
+def durable_copy(files, dst):
+    """cp, then each copy flushed to disk, as zeropoint flushes its output before renaming it."""
+    t = time.perf_counter()
+    subprocess.run(["cp", *files, dst], check=True)
+    for f in files:
+        fd = os.open(os.path.join(dst, os.path.basename(f)), os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    return time.perf_counter() - t
+
+
 def main():
     args = sys.argv[1:]
     zp = args.pop(0) if args and not args[0].startswith("--") else os.path.join(ROOT, "build", "bin", "zeropoint")
@@ -55,18 +67,23 @@ def main():
         src = os.path.join(tmp, "chain.onnx")
         build(src, layers, dim)
         size = os.path.getsize(src) + os.path.getsize(src + ".weights")
-        copies, quants = [], []
+        copies, durable, quants = [], [], []
         for _ in range(repeat):
             dst = os.path.join(tmp, "copy")
             os.makedirs(dst, exist_ok=True)
             copies.append(timed(["cp", src, src + ".weights", dst]))
             shutil.rmtree(dst)
+            os.makedirs(dst, exist_ok=True)
+            durable.append(durable_copy([src, src + ".weights"], dst))
+            shutil.rmtree(dst)
             out = os.path.join(tmp, "q.onnx")
             quants.append(timed([zp, "quantize", src, "-o", out, "-q"]))
-        c, q = statistics.median(copies), statistics.median(quants)
+        c, d, q = statistics.median(copies), statistics.median(durable), statistics.median(quants)
         print(f"{layers} x [{dim}, {dim}] float32 = {size / 2**20:.0f} MiB, median of {repeat}:")
         print(f"  cp model + data      {c:6.2f} s  {size / c / 1e9:5.2f} GB/s")
-        print(f"  zeropoint weights    {q:6.2f} s  {size / q / 1e9:5.2f} GB/s of input  ({100 * c / q:.0f}% of the copy's speed)")
+        print(f"  cp, then fsync       {d:6.2f} s  {size / d / 1e9:5.2f} GB/s")
+        print(f"  zeropoint weights    {q:6.2f} s  {size / q / 1e9:5.2f} GB/s of input  "
+              f"({100 * c / q:.0f}% of the copy's speed, {100 * d / q:.0f}% of the durable copy's)")
 
 
 if __name__ == "__main__":

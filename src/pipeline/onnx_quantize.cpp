@@ -22,6 +22,7 @@
 #include "formats/onnx/onnx_model.hpp"
 #include "core/thread_pool.hpp"
 #include "formats/onnx/upgrade.hpp"
+#include "pipeline/staging.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/formats/npy.hpp"
 #include "zeropoint/onnx_model.hpp"
@@ -158,9 +159,33 @@ bool excluded(const pb::NodeProto& node, const OnnxQuantizeOptions& options, con
   return std::any_of(node_res.begin(), node_res.end(), [&](const std::regex& re) { return std::regex_search(node.name(), re); });
 }
 
-// A copy ONNX's checker can take: it would look for external data files relative to its own
-// idea of the model's folder, so external tensors become one-byte inline stand-ins.
-pb::ModelProto without_external_data(const pb::ModelProto& model) {
+// A copy ONNX's checker can take, made without copying tensor payloads (the checker looks at
+// types, shapes and where data lives, not at the bytes; copying a model's weights cost a quarter
+// of a weight-only run): during the copy `model` holds one-byte stand-ins, then gets its data back.
+// External tensors become one-byte inline stand-ins, since the checker would look for their files
+// relative to its own idea of the model's folder.
+pb::ModelProto checker_copy(pb::ModelProto& model) {
+  std::vector<std::pair<pb::TensorProto*, std::string>> lent;
+  auto lend = [&](pb::TensorProto& t) {
+    if (t.raw_data().size() <= 16) return;  // keeps small constants, which shape inference may read
+    lent.emplace_back(&t, std::string(1, '\0'));  // the checker wants a payload, of any size
+    lent.back().second.swap(*t.mutable_raw_data());
+  };
+  for_each_graph(*model.mutable_graph(), [&](pb::GraphProto& g, const std::string&) {
+    for (auto& t : *g.mutable_initializer()) lend(t);
+    for (auto& node : *g.mutable_node()) {
+      for (auto& a : *node.mutable_attribute()) {
+        if (a.has_t()) lend(*a.mutable_t());
+        for (auto& t : *a.mutable_tensors()) lend(t);
+      }
+    }
+  });
+  struct GiveBack {
+    std::vector<std::pair<pb::TensorProto*, std::string>>& lent;
+    ~GiveBack() {
+      for (auto& [t, raw] : lent) t->mutable_raw_data()->swap(raw);
+    }
+  } give_back{lent};
   pb::ModelProto copy = model;
   for_each_graph(*copy.mutable_graph(), [](pb::GraphProto& g, const std::string&) {
     for (auto& t : *g.mutable_initializer()) {
@@ -373,7 +398,7 @@ void OnnxJob::replace_constant(WeightPlan& w, const QuantizedTensor& q) {
   t.set_data_type(code_type);
   t.set_name(codes_name);
   if (s.bits == 4) t.set_raw_data(pack_int4(codes));
-  else t.set_raw_data(reinterpret_cast<const char*>(q.data.data()), q.data.size());
+  else detail::assign_huge(*t.mutable_raw_data(), q.data);
 
   const Shape scale_shape = s.granularity == Granularity::tensor ? Shape{} : q.params.param_shape;
   std::vector<pb::TensorProto> params;
@@ -416,14 +441,31 @@ void OnnxJob::replace_constant(WeightPlan& w, const QuantizedTensor& q) {
 }
 
 void OnnxJob::quantize_weights() {
-  const auto total = static_cast<std::uint64_t>(std::count_if(weights_.begin(), weights_.end(), [](auto& w) { return w.quantize; }));
+  std::vector<WeightPlan*> todo;
+  for (auto& w : weights_) {
+    if (w.quantize) todo.push_back(&w);
+  }
+  // Float weights in external files are read (pread) into buffers of huge pages, the next one
+  // while this one is quantized; walking the file's mapping instead costs a page walk per 4 KiB
+  // on each of the passes over the values (range, codes), the largest cost of a weight-only run
+  // on virtual machines. Weights inside the model are read where they lie.
+  std::vector<std::optional<ExternalFloats>> external(todo.size());
+  if (!options_.dry_run) {
+    for (std::size_t k = 0; k < todo.size(); ++k) external[k] = external_floats(model_, *todo[k]->constant.tensor);
+  }
+  ExternalFiles reader_files;  // the read-ahead thread's own
+  detail::ReadAhead ahead(
+      options_.dry_run ? 0 : todo.size(), [&](std::size_t k) { return external[k] ? external[k]->bytes : 0; },
+      [&](std::size_t k, std::span<std::byte> into) {
+        if (external[k]) reader_files.read(external[k]->path, external[k]->offset, into, external[k]->who);
+      });
   ExternalFiles files;
   Tensor scratch;
   QuantizedTensor q;  // reused: fresh pages for every weight cost more than quantizing them
-  std::uint64_t done = 0;
-  for (auto& w : weights_) {
-    if (!w.quantize) continue;
-    if (options_.progress) options_.progress(done, total, w.constant.name);
+  const auto total = static_cast<std::uint64_t>(todo.size());
+  for (std::size_t k = 0; k < todo.size(); ++k) {
+    WeightPlan& w = *todo[k];
+    if (options_.progress) options_.progress(k, total, w.constant.name);
     const pb::TensorProto& t = *w.constant.tensor;
     TensorRecord rec;
     rec.name = w.constant.name;
@@ -435,8 +477,9 @@ void OnnxJob::quantize_weights() {
     rec.bytes_in = static_cast<std::uint64_t>(numel(t)) * dtype_size(dtype);
     rec.bytes_out = static_cast<std::uint64_t>(quantized_bytes(rec.shape, w.scheme));
     if (!options_.dry_run) {
-      // The weights are read where they lie (mapped external data, or the model's own bytes).
-      const TensorView values = float_view(model_, t, files, scratch);
+      const std::span<const std::byte> staged = ahead.next();
+      const TensorView values = external[k] ? TensorView(staged.data(), DType::f32, rec.shape)
+                                            : float_view(model_, t, files, scratch);
       ObserveOptions observe;
       observe.name = w.constant.name;
       ErrorMetrics error;
@@ -451,7 +494,6 @@ void OnnxJob::quantize_weights() {
     }
     report_.tensors.push_back(std::move(rec));
     for (const auto& u : w.uses) report_.nodes_quantized.push_back(node_label(*u.node));
-    ++done;
   }
 }
 
@@ -912,7 +954,7 @@ OnnxReport OnnxJob::run() {
   }
   upgrade_opset(model_, target);
   report_.opset_out = opset(model_.proto);
-  if (!options_.dry_run && report_.opset_out <= 17) float_input_ = without_external_data(model_.proto);
+  if (!options_.dry_run && report_.opset_out <= 17) float_input_ = checker_copy(model_.proto);
   if (options_.mode == OnnxMode::static_) float_model_ = model_;
   names_ = std::make_unique<UniqueNames>(model_.proto);
   plan_weights();
@@ -939,7 +981,7 @@ OnnxReport OnnxJob::run() {
     // the input passes it too (else its own quirks would be blamed on the rewrite).
     if (report_.opset_out <= 17 && passes_checker(float_input_)) {
       try {
-        ::onnx::checker::check_model(without_external_data(model_.proto));
+        ::onnx::checker::check_model(checker_copy(model_.proto));
       } catch (const std::exception& e) {
         throw Error(fmt::format("internal error: the quantized model fails ONNX's checker: {}", e.what()));
       }

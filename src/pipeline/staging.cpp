@@ -54,14 +54,30 @@ void ReadAhead::start(std::size_t k) {
   });
 }
 
-void reserve_huge(std::vector<std::uint8_t>& v, std::size_t bytes) {
-  v.reserve(bytes);
+namespace {
+// Asks for huge pages on the whole 2 MiB pages inside [data, data + bytes).
+void advise_huge([[maybe_unused]] void* data, [[maybe_unused]] std::size_t bytes) {
 #ifdef MADV_HUGEPAGE
   constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
-  const auto begin = (reinterpret_cast<std::uintptr_t>(v.data()) + kHuge - 1) / kHuge * kHuge;
-  const auto end = reinterpret_cast<std::uintptr_t>(v.data()) + v.capacity();
+  const auto begin = (reinterpret_cast<std::uintptr_t>(data) + kHuge - 1) / kHuge * kHuge;
+  const auto end = reinterpret_cast<std::uintptr_t>(data) + bytes;
   if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 #endif
+}
+}  // namespace
+
+void reserve_huge(std::vector<std::uint8_t>& v, std::size_t bytes) {
+  v.reserve(bytes);
+  advise_huge(v.data(), v.capacity());
+}
+
+void assign_huge(std::string& s, std::span<const std::uint8_t> bytes) {
+  if (s.capacity() < bytes.size()) {
+    std::string().swap(s);  // no copy of the old contents into the new buffer
+    s.reserve(bytes.size());
+    advise_huge(s.data(), s.capacity());
+  }
+  s.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 }  // namespace zp::detail

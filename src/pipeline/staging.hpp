@@ -5,6 +5,7 @@
 #include <functional>
 #include <future>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace zp::detail {
@@ -58,5 +59,9 @@ class ReadAhead {
 /// Room for `bytes` in `v` without touching it, in huge pages where the kernel gives them (the
 /// first touch of fresh memory is a page fault per 4 KiB otherwise).
 void reserve_huge(std::vector<std::uint8_t>& v, std::size_t bytes);
+
+/// s = bytes, into memory reserved as reserve_huge does (for payloads that protobuf messages
+/// hold as strings).
+void assign_huge(std::string& s, std::span<const std::uint8_t> bytes);
 
 }  // namespace zp::detail

@@ -411,6 +411,24 @@ std::span<const std::byte> ExternalFiles::bytes(const std::filesystem::path& pat
   return std::as_bytes(all.subspan(offset, length));
 }
 
+void ExternalFiles::read(const std::filesystem::path& path, std::uint64_t offset, std::span<std::byte> out,
+                         std::string_view who) {
+  auto it = impl_->files.find(path.string());
+  if (it == impl_->files.end()) it = impl_->files.emplace(path.string(), detail::MappedFile(path.string(), who)).first;
+  if (it->second.size() < offset || it->second.size() - offset < out.size()) {
+    throw Error(fmt::format("{}: external data file is shorter than declared", who));
+  }
+  it->second.read(offset, {reinterpret_cast<std::uint8_t*>(out.data()), out.size()}, who);
+}
+
+std::optional<ExternalFloats> external_floats(const Model& model, const pb::TensorProto& t) {
+  if (t.data_type() != pb::TensorProto::FLOAT || t.data_location() != pb::TensorProto::EXTERNAL) return std::nullopt;
+  std::string who = tensor_who(model, t);
+  const External e = external_of(t, who);
+  return ExternalFloats{external_path(model, e, who), static_cast<std::uint64_t>(e.offset),
+                        static_cast<std::uint64_t>(numel(t)) * 4, std::move(who)};
+}
+
 TensorView float_view(const Model& model, const pb::TensorProto& t, ExternalFiles& files, Tensor& scratch) {
   if (t.data_type() == pb::TensorProto::FLOAT) {
     const std::string who = tensor_who(model, t);

@@ -85,11 +85,25 @@ class ExternalFiles {
   /// The bytes [offset, offset + length) of `path`, checked against its size.
   std::span<const std::byte> bytes(const std::filesystem::path& path, std::uint64_t offset, std::uint64_t length,
                                    std::string_view who);
+  /// The same bytes copied into `out` (out.size() of them) through the kernel (pread).
+  void read(const std::filesystem::path& path, std::uint64_t offset, std::span<std::byte> out, std::string_view who);
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Where a FLOAT tensor stored in an external file keeps its values, checked against the model's
+/// folder (not yet against the file: ExternalFiles::read does that); nullopt for any other
+/// tensor. For reading the values into memory of the caller's own rather than through the file's
+/// mapping, which on virtual machines costs a nested page walk per 4 KiB on every pass.
+struct ExternalFloats {
+  std::filesystem::path path;
+  std::uint64_t offset = 0;
+  std::uint64_t bytes = 0;
+  std::string who;
+};
+std::optional<ExternalFloats> external_floats(const Model& model, const pb::TensorProto& tensor);
 
 /// A tensor's data bytes exactly as stored (raw_data or external), when it is stored as raw bytes.
 std::vector<std::byte> read_raw(const Model& model, const pb::TensorProto& tensor);
