@@ -232,6 +232,7 @@ class OnnxJob {
  private:
   void plan_weights();
   int needed_opset() const;
+  void begin_external_data();
   void quantize_weights();
   void replace_constant(WeightPlan& w, const QuantizedTensor& q);
   void add_dequantize(pb::GraphProto& graph, const pb::NodeProto* after, pb::NodeProto dq,
@@ -251,6 +252,11 @@ class OnnxJob {
   Model float_model_;  // static: the model as read (upgraded), which calibration runs
   pb::ModelProto float_input_;  // the upgraded input, for ONNX's checker
   std::unique_ptr<UniqueNames> names_;
+  // The output's external data file when it has one (as save() decides: the input used external
+  // data, or a threshold was given): codes of at least data_threshold_ bytes go there as they
+  // are made.
+  std::unique_ptr<DataWriter> data_;
+  std::int64_t data_threshold_ = 0;
   std::vector<WeightPlan> weights_;
   std::map<std::string, std::size_t> weight_index_;      // constant name -> weights_
   std::map<std::string, QParams> weight_params_;         // quantized weights' parameters
@@ -397,8 +403,19 @@ void OnnxJob::replace_constant(WeightPlan& w, const QuantizedTensor& q) {
   t.set_data_location(pb::TensorProto::DEFAULT);
   t.set_data_type(code_type);
   t.set_name(codes_name);
-  if (s.bits == 4) t.set_raw_data(pack_int4(codes));
-  else detail::assign_huge(*t.mutable_raw_data(), q.data);
+  // Initializers' codes go to the output's data file right away when it has one (Constant nodes
+  // keep theirs inline, where ONNX wants attribute tensors).
+  const bool external = data_ && !w.constant.node &&
+                        static_cast<std::int64_t>(q.data.size()) >= data_threshold_;
+  if (s.bits == 4) {
+    std::string packed = pack_int4(codes);
+    if (external) data_->put(t, std::as_bytes(std::span(packed.data(), packed.size())));
+    else t.set_raw_data(std::move(packed));
+  } else if (external) {
+    data_->put(t, std::as_bytes(std::span(q.data.data(), q.data.size())));
+  } else {
+    detail::assign_huge(*t.mutable_raw_data(), q.data);
+  }
 
   const Shape scale_shape = s.granularity == Granularity::tensor ? Shape{} : q.params.param_shape;
   std::vector<pb::TensorProto> params;
@@ -438,6 +455,17 @@ void OnnxJob::replace_constant(WeightPlan& w, const QuantizedTensor& q) {
     }
     add_dequantize(graph, nullptr, std::move(dq), std::move(params));
   }
+}
+
+void OnnxJob::begin_external_data() {
+  bool input_external = false;
+  for (const auto& c : find_constants(model_.proto)) {
+    input_external |= c.tensor->data_location() == pb::TensorProto::EXTERNAL;
+  }
+  data_threshold_ = options_.external_threshold > 0 ? options_.external_threshold
+                    : input_external                ? kDefaultExternalThreshold
+                                                    : 0;
+  if (data_threshold_ > 0) data_ = std::make_unique<DataWriter>(output_);
 }
 
 void OnnxJob::quantize_weights() {
@@ -965,6 +993,7 @@ OnnxReport OnnxJob::run() {
       for (const auto& u : w.uses) report_.dynamic_integer_matmuls.push_back(node_label(*u.node));
     }
   }
+  if (!options_.dry_run) begin_external_data();
   quantize_weights();
   if (!options_.dry_run) {
     if (options_.mode == OnnxMode::dynamic) {
@@ -988,6 +1017,7 @@ OnnxReport OnnxJob::run() {
     }
     SaveOptions save_options;
     save_options.external_threshold = options_.external_threshold;
+    save_options.data = data_.get();
     report_.files = save(std::move(model_), output_, save_options);
   }
   for (const auto& t : report_.tensors) {

@@ -282,6 +282,46 @@ class WeightsMode(OnnxBase):
         self.assertGreater(len(tensors_of(q)), 0)
         self.compare(out, 0.999)
 
+    def test_external_codes_are_written_as_made(self):
+        # An input with external data gives an output with external data, and the codes of each
+        # large weight go there as soon as they exist: the same bytes as an inline output.
+        path = os.path.join(self.dir, "ext.onnx")
+        onnx.save(self.model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location="ext.onnx.weights", size_threshold=64)
+        out, inline = self.out("ext-q.onnx"), self.out("inline-q.onnx")
+        run("quantize", path, "-o", out, "-q")
+        run("quantize", self.path, "-o", inline, "-q")
+        self.assertFalse(os.path.exists(inline + ".data"))
+        lean = onnx.load(out, load_external_data=False)
+        w2 = tensors_of(lean)["W2_quantized"]  # 144 x 8 int8 codes: over the 1024-byte threshold
+        self.assertEqual(w2.data_location, TensorProto.EXTERNAL)
+        self.assertEqual({kv.key: kv.value for kv in w2.external_data}["location"], "ext-q.onnx.data")
+        full, ref = tensors_of(onnx.load(out)), tensors_of(onnx.load(inline))
+        self.assertEqual(set(full), set(ref))
+        for name, t in ref.items():
+            np.testing.assert_array_equal(numpy_helper.to_array(full[name]), numpy_helper.to_array(t), name)
+        self.assertEqual(sorted(os.listdir(self.dir)).count("ext-q.onnx.data"), 1)
+
+    def test_failure_leaves_no_data_file(self):
+        # W2's codes (an initializer) are written to the data file before the NaN in W3 (a
+        # Constant node, quantized after the initializers) is found: neither the model nor its
+        # data file may be left behind, nor a temporary file.
+        model, _ = build_model(with_if=False)
+        constants = [n for n in model.graph.node if n.op_type == "Constant"]
+        self.assertEqual(len(constants), 1)
+        t = constants[0].attribute[0].t
+        a = numpy_helper.to_array(t).copy()
+        a[0, 0] = np.nan
+        t.CopyFrom(numpy_helper.from_array(a, t.name))
+        path = os.path.join(self.dir, "nan.onnx")
+        onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location="nan.onnx.weights", size_threshold=64)
+        before = sorted(os.listdir(self.dir))
+        p = run("quantize", path, "-o", self.out("nan-q.onnx"), check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("NaN", p.stderr)
+        self.assertEqual(sorted(os.listdir(self.dir)), before)
+
     def test_dry_run_and_inspect(self):
         out = self.out("dry.onnx")
         r = run("quantize", self.path, "-o", out, "--dry-run", "-q")

@@ -162,11 +162,46 @@ class UniqueNames {
 
 // --- Writing ----------------------------------------------------------------------------------
 
+/// As onnx.save_model's default size_threshold: smaller tensors stay inline, where they cost
+/// nothing, when a model's large tensors go to external data.
+constexpr std::int64_t kDefaultExternalThreshold = 1024;
+
+/// The external data file of a model being written, "<model file name>.data" next to it, filled
+/// while the model is still being built: a quantized weight's codes go to the file as soon as
+/// they exist, so memory holds one weight's codes rather than the model's. Written through a
+/// temporary file that save() renames into place (or that is removed if save() never runs).
+class DataWriter {
+ public:
+  explicit DataWriter(const std::filesystem::path& model_path);
+  ~DataWriter();
+  DataWriter(const DataWriter&) = delete;
+  DataWriter& operator=(const DataWriter&) = delete;
+
+  /// Appends `bytes` (at an offset aligned for mapping) and makes `tensor` refer to them; the
+  /// tensor's other data is cleared. Tensor names must be unique in the model.
+  void put(pb::TensorProto& tensor, std::span<const std::byte> bytes);
+  /// Whether `tensor` is one put() wrote (its data then lies in the output's data file).
+  bool holds(const pb::TensorProto& tensor) const;
+  /// The file name tensors refer to ("<model file name>.data").
+  const std::string& name() const noexcept { return name_; }
+  /// Flushes and renames the file into place; save() calls it before it commits the model.
+  void commit();
+  const std::filesystem::path& target() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string name_;
+};
+
 struct SaveOptions {
   /// Tensors of at least this many bytes go to "<output file name>.data" next to the model;
   /// 0 chooses: external when the input used external data or the model would pass protobuf's
   /// 2 GiB limit, otherwise everything inline.
   std::int64_t external_threshold = 0;
+  /// The data file already begun for this output path, if any: the tensors it holds stay as they
+  /// are, the others that go external are appended to it, and save() commits it.
+  DataWriter* data = nullptr;
 };
 
 /// Writes `model` to `path` (through a temporary file renamed into place, with its external data

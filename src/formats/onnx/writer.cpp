@@ -2,6 +2,8 @@
 // temporary files and renamed into place only when complete.
 #include <fstream>
 #include <limits>
+#include <optional>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -14,8 +16,6 @@ namespace {
 
 // protobuf refuses to write a message over 2 GiB; leave room for the graph itself.
 constexpr std::uint64_t kInlineLimit = 1800ull << 20;
-// As onnx.save_model's default size_threshold: small tensors stay inline, where they cost nothing.
-constexpr std::int64_t kDefaultThreshold = 1024;
 // Tensor offsets in the data file are aligned so a reader can map them directly.
 constexpr std::uint64_t kAlignment = 64;
 
@@ -57,7 +57,58 @@ void set_external(pb::TensorProto& t, const std::string& location, std::uint64_t
   add("length", std::to_string(length));
 }
 
+void put_aligned(std::ofstream& out, std::uint64_t& offset, const char* data, std::uint64_t size) {
+  const std::uint64_t pad = (kAlignment - offset % kAlignment) % kAlignment;
+  static const char zeros[kAlignment] = {};
+  out.write(zeros, static_cast<std::streamsize>(pad));
+  offset += pad;
+  out.write(data, static_cast<std::streamsize>(size));
+}
+
 }  // namespace
+
+struct DataWriter::Impl {
+  detail::AtomicFile file;
+  std::ofstream out;
+  std::uint64_t offset = 0;
+  std::set<std::string> tensors;
+
+  explicit Impl(std::filesystem::path target) : file(std::move(target)) {
+    out.open(file.temp_path(), std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(fmt::format("{}: cannot write external data", file.target().string()));
+  }
+};
+
+DataWriter::DataWriter(const std::filesystem::path& model_path)
+    : name_(model_path.filename().string() + ".data") {
+  impl_ = std::make_unique<Impl>(model_path.parent_path().empty() ? std::filesystem::path(name_)
+                                                                   : model_path.parent_path() / name_);
+}
+DataWriter::~DataWriter() = default;
+
+void DataWriter::put(pb::TensorProto& tensor, std::span<const std::byte> bytes) {
+  put_aligned(impl_->out, impl_->offset, reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (!impl_->out) throw Error(fmt::format("{}: cannot write external data", impl_->file.target().string()));
+  set_external(tensor, name_, impl_->offset, bytes.size());
+  impl_->offset += bytes.size();
+  impl_->tensors.insert(tensor.name());
+}
+
+bool DataWriter::holds(const pb::TensorProto& t) const {
+  if (!is_external(t) || !impl_->tensors.contains(t.name())) return false;
+  for (const auto& kv : t.external_data()) {
+    if (kv.key() == "location") return kv.value() == name_;
+  }
+  return false;
+}
+
+void DataWriter::commit() {
+  if (!impl_->out.flush()) throw Error(fmt::format("{}: cannot write external data", impl_->file.target().string()));
+  impl_->out.close();
+  impl_->file.commit();
+}
+
+const std::filesystem::path& DataWriter::target() const { return impl_->file.target(); }
 
 std::vector<std::filesystem::path> save(const Model& source, const std::filesystem::path& path,
                                         const SaveOptions& options) {
@@ -74,33 +125,32 @@ std::vector<std::filesystem::path> save(Model&& model, const std::filesystem::pa
   std::int64_t threshold = options.external_threshold;
   if (threshold == 0) {
     const bool too_big = model.proto.ByteSizeLong() > kInlineLimit;
-    threshold = (input_external || too_big) ? kDefaultThreshold : std::numeric_limits<std::int64_t>::max();
+    threshold = (input_external || too_big) ? kDefaultExternalThreshold : std::numeric_limits<std::int64_t>::max();
   }
 
   std::vector<std::filesystem::path> written;
-  const std::string data_name = path.filename().string() + ".data";
-  std::optional<detail::AtomicFile> data_file;
-  std::ofstream data;
-  std::uint64_t offset = 0;
+  std::optional<DataWriter> own_data;
+  DataWriter* data = options.data;
+  if (data && data->target() != (path.parent_path().empty() ? std::filesystem::path(data->name())
+                                                            : path.parent_path() / data->name())) {
+    throw Error(fmt::format("{}: the external data was begun for another model path ({})", path.string(),
+                            data->target().string()));
+  }
   for_each_tensor(model.proto, [&](pb::TensorProto& t, bool initializer) {
+    if (data && data->holds(t)) return;  // already in the output's data file
     const bool from_input = is_external(t);
     const bool raw_form = from_input || t.has_raw_data();
     const std::vector<std::byte> bytes = from_input ? read_raw(source, t) : std::vector<std::byte>();
     const std::int64_t size = from_input ? static_cast<std::int64_t>(bytes.size())
                                          : static_cast<std::int64_t>(t.raw_data().size());
     if (initializer && raw_form && size >= threshold) {
-      if (!data_file) {
-        data_file.emplace(path.parent_path().empty() ? std::filesystem::path(data_name) : path.parent_path() / data_name);
-        data.open(data_file->temp_path(), std::ios::binary | std::ios::trunc);
+      if (!data) data = &own_data.emplace(path);
+      if (from_input) {
+        data->put(t, bytes);
+      } else {
+        const std::string raw = std::move(*t.mutable_raw_data());
+        data->put(t, std::as_bytes(std::span(raw.data(), raw.size())));
       }
-      const std::uint64_t pad = (kAlignment - offset % kAlignment) % kAlignment;
-      static const char zeros[kAlignment] = {};
-      data.write(zeros, static_cast<std::streamsize>(pad));
-      offset += pad;
-      const char* p = from_input ? reinterpret_cast<const char*>(bytes.data()) : t.raw_data().data();
-      data.write(p, size);
-      set_external(t, data_name, offset, static_cast<std::uint64_t>(size));
-      offset += static_cast<std::uint64_t>(size);
     } else if (from_input) {
       clear_data(t);
       t.set_raw_data(reinterpret_cast<const char*>(bytes.data()), bytes.size());
@@ -116,11 +166,9 @@ std::vector<std::filesystem::path> save(Model&& model, const std::filesystem::pa
       throw Error(fmt::format("{}: cannot write the model", path.string()));
     }
   }
-  if (data_file) {
-    if (!data.flush()) throw Error(fmt::format("{}: cannot write external data", data_file->target().string()));
-    data.close();
-    data_file->commit();
-    written.push_back(data_file->target());
+  if (data) {
+    data->commit();
+    written.push_back(data->target());
   }
   model_file.commit();
   written.insert(written.begin(), path);
