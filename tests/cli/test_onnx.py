@@ -41,6 +41,20 @@ const fs = require('fs');
 """
 
 
+# Runs argv[1:] and prints its peak resident memory in KiB (from wait4), exiting with its status.
+PEAK_RSS = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def ort_run(tmp, model, feeds):
     """The model's outputs on `feeds` (name -> float32 array), from ONNX Runtime."""
     js = os.path.join(tmp, "run.js")
@@ -301,6 +315,33 @@ class WeightsMode(OnnxBase):
         for name, t in ref.items():
             np.testing.assert_array_equal(numpy_helper.to_array(full[name]), numpy_helper.to_array(t), name)
         self.assertEqual(sorted(os.listdir(self.dir)).count("ext-q.onnx.data"), 1)
+
+    def test_memory_follows_the_largest_weight(self):
+        # 8 MatMul weights of 16 MiB in external data: peak resident memory stays under 3x the
+        # largest weight plus a fixed amount (the whole model's floats are 128 MiB, its codes 32).
+        dim, layers = 2048, 8
+        rng = np.random.default_rng(3)
+        nodes, inits, x = [], [], "x"
+        for i in range(layers):
+            inits.append(numpy_helper.from_array(rng.standard_normal((dim, dim), dtype=np.float32), f"w{i}"))
+            nodes.append(helper.make_node("MatMul", [x, f"w{i}"], [f"h{i}"], name=f"fc{i}"))
+            x = f"h{i}"
+        graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, dim])],
+                                  [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, dim])], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        path = os.path.join(self.dir, "chain.onnx")
+        onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location="chain.onnx.weights", size_threshold=1024)
+        # Linux keeps a process's peak across exec, and a child forked from this test starts with
+        # the test's own pages: a fresh small interpreter starts zeropoint and reports its peak.
+        p = subprocess.run([sys.executable, "-c", PEAK_RSS, test_cli.ZEROPOINT, "quantize", path, "-o",
+                            self.out("chain-q.onnx"), "-q"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        largest = dim * dim * 4
+        peak, bound = int(p.stdout.split()[-1]) * 1024, 3 * largest + (64 << 20)
+        print(f"\n  ONNX weights {layers * largest >> 20} MiB, largest {largest >> 20} MiB, "
+              f"peak RSS {peak >> 20} MiB (bound {bound >> 20} MiB)", file=sys.stderr)
+        self.assertLess(peak, bound)
 
     def test_failure_leaves_no_data_file(self):
         # W2's codes (an initializer) are written to the data file before the NaN in W3 (a
