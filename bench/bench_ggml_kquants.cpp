@@ -26,6 +26,14 @@ std::vector<float> heavy_tailed() {
   return x;
 }
 
+// bytes_per_second counts binary gigabytes (G = 2^30); GB is 1e9 bytes of float32 per
+// second (printed "GB=x/s"), the unit of the targets and of docs/benchmarks.md.
+void report_rate(benchmark::State& state) {
+  const double bytes = static_cast<double>(state.iterations()) * kValues * sizeof(float);
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+  state.counters["GB"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsRate);
+}
+
 void Quantize(benchmark::State& state, Type type, bool reference, bool weighted) {
   const auto& t = zp::ggml::traits(type);
   const auto x = heavy_tailed();
@@ -37,7 +45,7 @@ void Quantize(benchmark::State& state, Type type, bool reference, bool weighted)
     fn(x, out, w);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kValues * sizeof(float)));
+  report_rate(state);
 }
 
 void Dequantize(benchmark::State& state, Type type, bool reference) {
@@ -51,7 +59,7 @@ void Dequantize(benchmark::State& state, Type type, bool reference) {
     fn(blocks, y);
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kValues * sizeof(float)));
+  report_rate(state);
 }
 
 const int kRegistered = [] {
