@@ -115,6 +115,7 @@ StreamArgs stream_args(Shape s, Data& d) {
   switch (s) {
     case Shape::u8_to_f32: return {d.q.data(), d.y.data()};
     case Shape::u16_to_u8: return {d.xb.data(), d.q.data()};
+    case Shape::u8_to_u16: return {d.q.data(), d.y.data()};
     case Shape::f32_to_u4:
     case Shape::read2_f32_to_u4: return {d.x.data(), d.q4.data()};
     default: return {d.x.data(), d.q.data()};
@@ -330,11 +331,12 @@ void BM_memcpy(benchmark::State& state) {
 //   params           compute_params alone (the range pass)
 //   quantize         quantize(x, params, out) alone (the code pass)
 //   dequantize       dequantize(q, out) into a reused float buffer
+//   dequantize_bf16  dequantize(q, DType::bf16, out): bfloat16 out, narrowed in the same pass
 //   *_fresh          the forms that return a new tensor each call (quantize(x, scheme),
 //                    dequantize(q)): they pay for touching fresh memory, see first_touch
 //
 // `out` is one QuantizedTensor kept across iterations, as the API's comment recommends.
-enum class Part { two_calls, one_call, one_call_fresh, params, quantize, dequantize, dequantize_fresh };
+enum class Part { two_calls, one_call, one_call_fresh, params, quantize, dequantize, dequantize_bf16, dequantize_fresh };
 
 struct TensorCase {
   const char* name;
@@ -352,6 +354,7 @@ const TensorCase kTensorCases[] = {
     {"int8/params", "int8", Part::params, Shape::read_f32},
     {"int8/quantize", "int8", Part::quantize, Shape::f32_to_u8},
     {"int8/dequantize", "int8", Part::dequantize, Shape::u8_to_f32},
+    {"int8/dequantize_bf16", "int8", Part::dequantize_bf16, Shape::u8_to_u16},
     {"int8/dequantize_fresh", "int8", Part::dequantize_fresh, Shape::u8_to_f32},
     // one scale per row of 4096 (16 KiB): a row's range can be found while it is in cache
     {"int8:channel=0/params+quantize", "int8:channel=0", Part::two_calls, Shape::read2_f32_to_u8},
@@ -392,6 +395,7 @@ void BM_tensor(benchmark::State& state, const TensorCase* c) {
   const zp::QuantizedTensor codes = zp::quantize(view, params);
   zp::QuantizedTensor out;
   const std::span<float> floats(d.y.data(), d.n);
+  const std::span<std::uint16_t> halves(reinterpret_cast<std::uint16_t*>(d.y.data()), d.n);
   const auto pass = [&] {
     switch (c->part) {
       case Part::two_calls: zp::quantize(view, zp::compute_params(view, scheme), out); break;
@@ -400,6 +404,7 @@ void BM_tensor(benchmark::State& state, const TensorCase* c) {
       case Part::params: benchmark::DoNotOptimize(zp::compute_params(view, scheme).scale.data()); break;
       case Part::quantize: zp::quantize(view, params, out); break;
       case Part::dequantize: zp::dequantize(codes, floats); break;
+      case Part::dequantize_bf16: zp::dequantize(codes, zp::DType::bf16, halves); break;
       case Part::dequantize_fresh: benchmark::DoNotOptimize(zp::dequantize(codes).data()); break;
     }
     benchmark::DoNotOptimize(out.data.data());

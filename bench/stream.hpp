@@ -12,6 +12,7 @@
 //   f32_to_u4        read n floats, write n/2 bytes       (f32 -> packed int4)
 //   read2_f32_to_u4  read n floats twice, write n/2 bytes (int4 with a separate range pass)
 //   u16_to_u8        read n 16-bit values, write n bytes  (bf16 / f16 -> int8 quantize)
+//   u8_to_u16        read n bytes, write n 16-bit values  (int8 -> bf16 / f16 dequantize)
 //
 // Every store loop comes with normal stores and with non-temporal (streaming) stores; from DRAM
 // the latter usually win (no read-for-ownership of the destination), in cache the former. The
@@ -189,7 +190,7 @@ double best_seconds(Fn&& fn, int min_runs, double min_seconds, int max_runs = 1 
   return best;
 }
 
-enum class Shape { f32_to_u8, u8_to_f32, read_f32, read2_f32_to_u8, f32_to_u4, read2_f32_to_u4, u16_to_u8 };
+enum class Shape { f32_to_u8, u8_to_f32, read_f32, read2_f32_to_u8, f32_to_u4, read2_f32_to_u4, u16_to_u8, u8_to_u16 };
 
 struct ShapeInfo {
   const char* name;
@@ -208,6 +209,7 @@ inline const ShapeInfo& info(Shape s) noexcept {
       {"f32_to_u4", "read n floats, write n/2 bytes", 4, 1, 2},
       {"read2_f32_to_u4", "read n floats twice, write n/2 bytes", 4, 1, 2},
       {"u16_to_u8", "read n 16-bit values, write n bytes", 2, 1, 1},
+      {"u8_to_u16", "read n bytes, write n 16-bit values", 1, 2, 1},
   };
   return kInfo[static_cast<int>(s)];
 }
@@ -373,6 +375,23 @@ inline std::uint32_t ReadF32(const float* HWY_RESTRICT x, size_t n) {
   return sum;
 }
 
+template <bool kNT>
+size_t U8ToU16Vectors(const std::uint8_t* HWY_RESTRICT q, size_t n, std::uint16_t* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::uint16_t> d16;
+  const hn::Rebind<std::uint8_t, decltype(d16)> dq;
+  const size_t N = hn::Lanes(d16);
+  size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    Put<kNT>(d16, hn::PromoteTo(d16, hn::LoadU(dq, q + i)), out + i);
+    Put<kNT>(d16, hn::PromoteTo(d16, hn::LoadU(dq, q + i + N)), out + i + N);
+  }
+  return i;
+}
+
+inline void U8ToU16(const std::uint8_t* HWY_RESTRICT q, size_t n, std::uint16_t* HWY_RESTRICT out, bool nt) {
+  for (size_t i = nt ? U8ToU16Vectors<true>(q, n, out) : U8ToU16Vectors<false>(q, n, out); i < n; ++i) out[i] = q[i];
+}
+
 }  // namespace zp::stream::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -388,6 +407,7 @@ HWY_EXPORT(F32ToU8);
 HWY_EXPORT(F32ToU4);
 HWY_EXPORT(U16ToU8);
 HWY_EXPORT(U8ToF32);
+HWY_EXPORT(U8ToU16);
 HWY_EXPORT(ReadF32);
 
 /// Runs the loop of `shape` over elements [begin, end) of `in` / `out` (whole arrays; the
@@ -422,6 +442,9 @@ inline std::uint32_t run(Shape shape, const void* in, void* out, std::size_t beg
     }
     case Shape::u16_to_u8:
       HWY_DYNAMIC_DISPATCH(U16ToU8)(reinterpret_cast<const std::uint16_t*>(src), n, dst, nt);
+      return 0;
+    case Shape::u8_to_u16:
+      HWY_DYNAMIC_DISPATCH(U8ToU16)(src, n, reinterpret_cast<std::uint16_t*>(dst), nt);
       return 0;
   }
   return 0;

@@ -234,6 +234,10 @@ bool codes_in_range(std::span<const std::uint16_t> q, int qmin, int qmax) noexce
 /// Exact widening of 16-bit floats (raw bit patterns) to float32, as the _convert_ref functions.
 void f16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept;
 void bf16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) noexcept;
+/// Rounding of float32 to 16-bit floats, bit for bit as f32_f16_convert_ref / f32_bf16_convert_ref
+/// (to nearest even; NaN stays a quiet NaN).
+void f32_f16_convert(std::span<const float> x, std::span<std::uint16_t> out) noexcept;
+void f32_bf16_convert(std::span<const float> x, std::span<std::uint16_t> out) noexcept;
 
 MinMax f32_minmax(std::span<const float> x, bool skip_nonfinite) noexcept;
 float f32_absmax(std::span<const float> x, bool skip_nonfinite) noexcept;

@@ -53,7 +53,7 @@ QuantizedTensor quantize(const TensorView& x, const Scheme& scheme, const Observ
 void quantize(const TensorView& x, const QParams& params, QuantizedTensor& out);
 void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options, QuantizedTensor& out);
 /// The same, and the error of the codes against x: the bits of quantization_error(x, out), but
-/// measured in the same pass where groups are contiguous, while each batch is still in cache.
+/// measured in the same pass, while each batch is still in cache.
 void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options, QuantizedTensor& out,
               ErrorMetrics& error);
 
@@ -62,6 +62,12 @@ Tensor dequantize(const QuantizedTensor& q);
 
 /// The same into caller-owned memory of exactly q.numel() floats.
 void dequantize(const QuantizedTensor& q, std::span<float> out);
+
+/// The same as float32, float16 or bfloat16 (rounded to nearest even, as from_f32): the values
+/// are narrowed chunk by chunk while they are in cache, so memory is walked once, as for float32.
+Tensor dequantize(const QuantizedTensor& q, DType dtype);
+/// The same (f16 / bf16) into caller-owned memory of exactly q.numel() 16-bit values.
+void dequantize(const QuantizedTensor& q, DType dtype, std::span<std::uint16_t> out);
 
 // --- Parameters as files store them (quantized .npz and safetensors alike) ---------------------
 

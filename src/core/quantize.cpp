@@ -194,20 +194,25 @@ void quantize_all(const InputElement<in>* x, std::int64_t n, const ParamLayout& 
   });
 }
 
-template <class Code>
+// Dequantizes chunk by chunk: codes [b, e) into into(b), then done(b, e) while they are in cache.
+template <class Code, class Into, class Done>
 void dequantize_all(const std::uint8_t* data, std::int64_t n, const ParamLayout& layout, const QParams& params,
-                    float* out) {
+                    const Into& into, const Done& done) {
   const int cbits = container_bits(params.scheme.bits);
   if (cbits >= 8) {
     const Code* codes = reinterpret_cast<const Code*>(data);
-    for_each_chunk(n, [&](std::int64_t b, std::int64_t e) { dequantize_range<Code>(codes + b, layout, params, b, e, out + b); });
+    for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
+      dequantize_range<Code>(codes + b, layout, params, b, e, into(b));
+      done(b, e);
+    });
     return;
   }
   for_each_chunk(n, [&](std::int64_t b, std::int64_t e) {
     std::array<Code, kChunk> buffer;
     const auto count = static_cast<std::size_t>(e - b);
     unpack_chunk(data + b * cbits / 8, count, cbits, params.scheme.is_signed, reinterpret_cast<std::uint8_t*>(buffer.data()));
-    dequantize_range<Code>(buffer.data(), layout, params, b, e, out + b);
+    dequantize_range<Code>(buffer.data(), layout, params, b, e, into(b));
+    done(b, e);
   });
 }
 
@@ -326,13 +331,60 @@ void dequantize(const QuantizedTensor& q, std::span<float> out) {
   }
   const ParamLayout layout = ParamLayout::of(q.shape, q.params.scheme);
   with_code_type(q.params.scheme, [&]<class Code>() {
-    dequantize_all<Code>(q.data.data(), q.numel(), layout, q.params, out.data());
+    dequantize_all<Code>(
+        q.data.data(), q.numel(), layout, q.params, [&](std::int64_t b) { return out.data() + b; },
+        [](std::int64_t, std::int64_t) {});
   });
 }
 
 Tensor dequantize(const QuantizedTensor& q) {
   Tensor out(DType::f32, q.shape);
   dequantize(q, out.span<float>());
+  return out;
+}
+
+void dequantize(const QuantizedTensor& q, DType dtype, std::span<std::uint16_t> out) {
+  if (dtype != DType::f16 && dtype != DType::bf16) {
+    throw Error(fmt::format("dequantize to 16 bits needs f16 or bf16, not {}", dtype_name(dtype)));
+  }
+  validate_codes(q);
+  if (static_cast<std::int64_t>(out.size()) != q.numel()) {
+    throw Error(fmt::format("dequantize needs room for {} values, the output has {}", q.numel(), out.size()));
+  }
+  const ParamLayout layout = ParamLayout::of(q.shape, q.params.scheme);
+  const int cbits = container_bits(q.params.scheme.bits);
+  with_code_type(q.params.scheme, [&]<class Code>() {
+    for_each_chunk(q.numel(), [&](std::int64_t b, std::int64_t e) {
+      std::array<Code, kChunk> unpacked;
+      const Code* codes = reinterpret_cast<const Code*>(q.data.data()) + b;
+      if (cbits < 8) {
+        unpack_chunk(q.data.data() + b * cbits / 8, static_cast<std::size_t>(e - b), cbits, q.params.scheme.is_signed,
+                     reinterpret_cast<std::uint8_t*>(unpacked.data()));
+        codes = unpacked.data();
+      }
+      // Floats a few KiB at a time, so that they are narrowed from L1 rather than L2.
+      constexpr std::int64_t kPiece = 2048;
+      std::array<float, kPiece> floats;
+      for (std::int64_t p = b; p < e; p += kPiece) {
+        const std::int64_t stop = std::min(p + kPiece, e);
+        const auto count = static_cast<std::size_t>(stop - p);
+        dequantize_range<Code>(codes + (p - b), layout, q.params, p, stop, floats.data());
+        const std::span<const float> piece(floats.data(), count);
+        const std::span<std::uint16_t> to = out.subspan(static_cast<std::size_t>(p), count);
+        if (dtype == DType::f16) kernels::f32_f16_convert(piece, to);
+        else kernels::f32_bf16_convert(piece, to);
+      }
+    });
+  });
+}
+
+Tensor dequantize(const QuantizedTensor& q, DType dtype) {
+  if (dtype == DType::f32) return dequantize(q);
+  if (dtype != DType::f16 && dtype != DType::bf16) {
+    throw Error(fmt::format("cannot dequantize to {}: choose f32, f16 or bf16", dtype_name(dtype)));
+  }
+  Tensor out(dtype, q.shape);
+  dequantize(q, dtype, out.span<std::uint16_t>());
   return out;
 }
 

@@ -10,6 +10,7 @@
 
 #include "kernels/convert_ref.hpp"
 #include "zeropoint/error.hpp"
+#include "zeropoint/kernels.hpp"
 
 namespace zp {
 
@@ -197,16 +198,8 @@ Tensor from_f32(const Tensor& f32, DType dtype) {
       for (std::size_t i = 0; i < src.size(); ++i) dst[i] = src[i];
       break;
     }
-    case DType::f16: {
-      auto dst = out.span<std::uint16_t>();
-      for (std::size_t i = 0; i < src.size(); ++i) dst[i] = kernels::f32_f16_convert_ref(src[i]);
-      break;
-    }
-    case DType::bf16: {
-      auto dst = out.span<std::uint16_t>();
-      for (std::size_t i = 0; i < src.size(); ++i) dst[i] = kernels::f32_bf16_convert_ref(src[i]);
-      break;
-    }
+    case DType::f16: kernels::f32_f16_convert(src, out.span<std::uint16_t>()); break;
+    case DType::bf16: kernels::f32_bf16_convert(src, out.span<std::uint16_t>()); break;
     default:
       throw Error(fmt::format("cannot convert float32 to {}: choose f32, f64, f16 or bf16",
                               dtype_name(dtype)));

@@ -863,6 +863,62 @@ void Widen(const In* HWY_RESTRICT x, size_t n, float* HWY_RESTRICT out) {
 void F16F32(const hwy::float16_t* x, size_t n, float* out) { Widen(x, n, out); }
 void BF16F32(const hwy::bfloat16_t* x, size_t n, float* out) { Widen(x, n, out); }
 
+// f32_f16_convert_ref lane-wise, in integer operations on the bits (Highway 1.0's DemoteTo to
+// float16 is not that function on every target: NaN payloads and the emulated paths differ).
+// The subnormal results are round-to-nearest-even of |f| * 2^24 (the subnormal step is 2^-24,
+// and the product is exact), which also gives the reference's zero below 2^-25 and at it.
+template <class DF>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> F32ToF16Bits(DF df, hn::Vec<DF> f) {
+  const hn::RebindToUnsigned<DF> du;
+  const auto x = hn::BitCast(du, f);
+  const auto sign = hn::And(hn::ShiftRight<16>(x), hn::Set(du, 0x8000u));
+  const auto abs = hn::And(x, hn::Set(du, 0x7FFFFFFFu));
+  const auto nan = hn::Or(hn::Set(du, 0x7E00u), hn::And(hn::ShiftRight<13>(abs), hn::Set(du, 0x3FFu)));
+  const auto rounded = hn::Add(abs, hn::Add(hn::Set(du, 0xFFFu), hn::And(hn::ShiftRight<13>(abs), hn::Set(du, 1u))));
+  const auto normal = hn::ShiftRight<13>(hn::Sub(rounded, hn::Set(du, 0x38000000u)));
+  const auto tiny = hn::BitCast(du, hn::ConvertTo(hn::RebindToSigned<DF>(),
+                                                  hn::Round(hn::Mul(hn::BitCast(df, abs), hn::Set(df, 16777216.0f)))));
+  // abs >= bound as a signed comparison (abs < 2^31, so signed and unsigned agree; Highway 1.0
+  // has no integer Ge).
+  const hn::RebindToSigned<DF> di;
+  auto ge = [&](hn::Vec<decltype(du)> v, std::uint32_t bound) {
+    return hn::RebindMask(du, hn::Gt(hn::BitCast(di, v), hn::Set(di, static_cast<std::int32_t>(bound - 1))));
+  };
+  auto bits = hn::IfThenElse(ge(abs, 0x38800000u), normal, tiny);
+  bits = hn::IfThenElse(ge(abs, 0x477FF000u), hn::Set(du, 0x7C00u), bits);
+  bits = hn::IfThenElse(ge(abs, 0x7F800001u), nan, bits);
+  return hn::Or(bits, sign);
+}
+
+// f32_bf16_convert_ref lane-wise.
+template <class DF>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> F32ToBF16Bits(DF, hn::Vec<DF> f) {
+  const hn::RebindToUnsigned<DF> du;
+  const hn::RebindToSigned<DF> di;
+  const auto x = hn::BitCast(du, f);
+  const auto rounded = hn::ShiftRight<16>(hn::Add(x, hn::Add(hn::Set(du, 0x7FFFu), hn::And(hn::ShiftRight<16>(x), hn::Set(du, 1u)))));
+  const auto quiet = hn::Or(hn::ShiftRight<16>(x), hn::Set(du, 0x40u));
+  const auto abs = hn::BitCast(di, hn::And(x, hn::Set(du, 0x7FFFFFFFu)));
+  return hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs, hn::Set(di, 0x7F800000))), quiet, rounded);
+}
+
+template <bool kBrain>
+void Narrow(const float* HWY_RESTRICT x, size_t n, uint16_t* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<uint16_t, decltype(df)> d16;
+  const size_t N = hn::Lanes(df);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto v = hn::LoadU(df, x + i);
+    const auto bits = kBrain ? F32ToBF16Bits(df, v) : F32ToF16Bits(df, v);
+    // Every lane is below 2^16: the saturating narrowing (one instruction) keeps it as it is.
+    hn::StoreU(hn::DemoteTo(d16, hn::BitCast(hn::RebindToSigned<decltype(df)>(), bits)), d16, out + i);
+  }
+  for (; i < n; ++i) out[i] = kBrain ? f32_bf16_convert_ref(x[i]) : f32_f16_convert_ref(x[i]);
+}
+void F32F16(const float* x, size_t n, uint16_t* out) { Narrow<false>(x, n, out); }
+void F32BF16(const float* x, size_t n, uint16_t* out) { Narrow<true>(x, n, out); }
+
 #define ZP_BLOCKS_ENTRY(NAME, CODE)                                                                      \
   bool NAME(const float* x, size_t blocks, size_t block, const BlockScheme& b, float* scale, int32_t* zp, \
             float* offset, CODE* q) {                                                                    \
@@ -933,6 +989,8 @@ HWY_EXPORT(U8U4Pack);
 HWY_EXPORT(U4U8Unpack);
 HWY_EXPORT(F16F32);
 HWY_EXPORT(BF16F32);
+HWY_EXPORT(F32F16);
+HWY_EXPORT(F32BF16);
 HWY_EXPORT(QS8F32);
 HWY_EXPORT(QU8F32);
 HWY_EXPORT(QS16F32);
@@ -1034,6 +1092,18 @@ void bf16_f32_convert(std::span<const std::uint16_t> x, std::span<float> out) no
   detail::expect_output(x, out, x.size());
   detail::configure_dispatch_once();
   HWY_DYNAMIC_DISPATCH(BF16F32)(reinterpret_cast<const hwy::bfloat16_t*>(x.data()), x.size(), out.data());
+}
+
+void f32_f16_convert(std::span<const float> x, std::span<std::uint16_t> out) noexcept {
+  detail::expect_output(x, out, x.size());
+  detail::configure_dispatch_once();
+  HWY_DYNAMIC_DISPATCH(F32F16)(x.data(), x.size(), out.data());
+}
+
+void f32_bf16_convert(std::span<const float> x, std::span<std::uint16_t> out) noexcept {
+  detail::expect_output(x, out, x.size());
+  detail::configure_dispatch_once();
+  HWY_DYNAMIC_DISPATCH(F32BF16)(x.data(), x.size(), out.data());
 }
 
 #define ZP_DEQUANTIZE_PUBLIC(PUBLIC, CODE, EXPORTED)                                              \

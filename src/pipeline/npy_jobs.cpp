@@ -62,7 +62,7 @@ DequantizeReport dequantize_npz_file(const std::filesystem::path& input, const s
   }
   refuse_same_file(input, output);
   const QuantizedTensor q = npz::read_quantized(input);
-  const Tensor values = from_f32(dequantize(q), dtype);
+  const Tensor values = dtype == DType::f64 ? from_f32(dequantize(q), dtype) : dequantize(q, dtype);
   npy::write(output, values);
   return {input, output, q.params.scheme, q.shape, dtype, static_cast<std::int64_t>(values.nbytes())};
 }

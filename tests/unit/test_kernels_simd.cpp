@@ -446,6 +446,31 @@ TEST_P(SimdKernels, WideningMatchesReference) {
   }
 }
 
+TEST_P(SimdKernels, NarrowingMatchesReference) {
+  // Every pattern of the upper 16 bits with lower halves around each rounding point (f16 rounds
+  // at bit 13 with bits 0-12 as the rest, bf16 at bit 16), and random patterns for the f16
+  // subnormals, whose rounding point moves; an odd length so the tail path runs too.
+  const std::uint32_t lows[] = {0x0000, 0x0001, 0x0FFF, 0x1000, 0x1001, 0x1FFF, 0x2000, 0x2FFF, 0x3000, 0x3001,
+                                0x6000, 0x7FFF, 0x8000, 0x8001, 0xA000, 0xE000, 0xF000, 0xF001, 0xFFFF};
+  std::vector<std::uint32_t> bits;
+  for (std::uint32_t hi = 0; hi < 65536; ++hi) {
+    for (std::uint32_t lo : lows) bits.push_back(hi << 16 | lo);
+  }
+  std::mt19937 rng(21);
+  std::uniform_int_distribution<std::uint32_t> tiny(0x32800000u, 0x38900000u), any;
+  for (int i = 0; i < 200000; ++i) bits.push_back(tiny(rng) | (i % 2 ? 0x80000000u : 0u));
+  for (int i = 0; i < 100001; ++i) bits.push_back(any(rng));
+  std::vector<float> x(bits.size());
+  for (std::size_t i = 0; i < bits.size(); ++i) x[i] = std::bit_cast<float>(bits[i]);
+  std::vector<std::uint16_t> f16(x.size()), bf16(x.size());
+  f32_f16_convert(x, f16);
+  f32_bf16_convert(x, bf16);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(f16[i], f32_f16_convert_ref(x[i])) << std::hex << bits[i];
+    ASSERT_EQ(bf16[i], f32_bf16_convert_ref(x[i])) << std::hex << bits[i];
+  }
+}
+
 // Parameters that change at every element (channels along the innermost axis): a different
 // scale, zero point and offset per lane, with subnormal and huge scales, zero points at the code
 // range's ends and signed zero offsets among them.

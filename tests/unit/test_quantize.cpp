@@ -1,5 +1,6 @@
 // Tensor-level quantize / dequantize: properties over random tensors of every granularity and
 // width, the double-precision oracle, and bad input.
+#include <cstring>
 #include <cfloat>
 #include <cmath>
 
@@ -214,6 +215,37 @@ TEST(QuantizeTensorPath, MatchesTheElementFormulaOnEveryTargetAndThreadCount) {
   }
   kernels::force_target("");
   set_thread_count(threads_before);
+}
+
+// Dequantizing to 16-bit floats narrows each chunk in cache: the bits of dequantizing to
+// float32 and converting afterwards, for every granularity, packed codes, several chunks and
+// thread counts.
+TEST(Dequantize, SixteenBitOutputsEqualNarrowingTheFloat32Result) {
+  Rng rng(41);
+  Tensor x(DType::f32, {5, 9001});  // several chunks of 16,384, the last one partial
+  for (float& v : x.span<float>()) v = rng.normal(3.0f);
+  const int threads_before = thread_count();
+  for (const char* text : {"int8", "uint8:asym", "int8:channel=0", "int8:channel=1", "int4:block=32",
+                           "uint4:block=7:asym", "int16:channel=1"}) {
+    const QuantizedTensor q = quantize(TensorView(x), Scheme::parse(text));
+    const Tensor f32 = dequantize(q);
+    for (DType dtype : {DType::f16, DType::bf16}) {
+      const Tensor expected = from_f32(f32, dtype);
+      for (int threads : {1, 2}) {
+        set_thread_count(threads);
+        const Tensor got = dequantize(q, dtype);
+        ASSERT_EQ(got.dtype(), dtype);
+        ASSERT_EQ(got.shape(), q.shape);
+        EXPECT_EQ(0, std::memcmp(got.data(), expected.data(), expected.nbytes())) << text << " " << dtype_name(dtype);
+      }
+    }
+    EXPECT_EQ(0, std::memcmp(dequantize(q, DType::f32).data(), f32.data(), f32.nbytes())) << text;
+  }
+  set_thread_count(threads_before);
+  const QuantizedTensor q = quantize(TensorView(x), Scheme::parse("int8"));
+  EXPECT_THROW(dequantize(q, DType::i8), Error);
+  std::vector<std::uint16_t> short_out(10);
+  EXPECT_THROW(dequantize(q, DType::f16, short_out), Error);
 }
 
 TEST(Quantize, OtherFloatInputsMatchTheirFloat32Conversion) {
