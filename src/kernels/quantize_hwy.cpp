@@ -111,7 +111,10 @@ class VectorQuantizer {
 
   // `saturating_store`: the caller narrows the int32 codes with saturation to the full range of
   // a byte code type (x86 packs), so a clamp at that range's end can be left to the store.
-  VectorQuantizer(const AffineParams& p, const QuantizeSpec& s, bool saturating_store = false, bool is_signed = true)
+  // `floor_after_pack`: the caller also raises the packed signed bytes to qmin (one byte max per
+  // four vectors), so the lower clamp can be left out for a narrow range (qmin = -127) too.
+  VectorQuantizer(const AffineParams& p, const QuantizeSpec& s, bool saturating_store = false, bool is_signed = true,
+                  bool floor_after_pack = false)
       : spec_(s),
         has_offset_(p.offset != 0.0f),
         offset_(hn::Set(df_, p.offset)),
@@ -138,6 +141,13 @@ class VectorQuantizer {
     // in [-2^31, 2^31 - 128].
     const int type_min = is_signed ? -128 : 0, type_max = is_signed ? 127 : 255;
     clamp_lo_ = !(kMinMaxKeepNaN && saturating_store && p.zero_point >= 0 && s.range.qmin == type_min);
+    if (clamp_lo_ && kMinMaxKeepNaN && saturating_store && floor_after_pack && is_signed && p.zero_point >= 0 &&
+        s.range.qmin > type_min) {
+      // The packs saturate below at -128, then the byte max lifts [-128, qmin) to qmin: the clamp.
+      clamp_lo_ = false;
+      has_byte_floor_ = true;
+      byte_floor_ = s.range.qmin;
+    }
     clamp_hi_ = !(kMinMaxKeepNaN && saturating_store && p.zero_point <= 127 && s.range.qmax == type_max);
     has_zero_point_ = p.zero_point != 0;
     SetScale(p.scale);
@@ -230,6 +240,9 @@ class VectorQuantizer {
     return f(Flags<false, false, false, false>());
   }
   bool relative_margin() const { return relative_margin_; }
+  // Whether the caller must raise packed bytes to byte_floor() (see floor_after_pack).
+  bool has_byte_floor() const { return has_byte_floor_; }
+  int byte_floor() const { return byte_floor_; }
   // Whether Quick(v) is QuickCodes(v * 1/scale).
   bool multiplies() const { return !has_offset_ && multiply_; }
   V inverse() const { return inverse_; }
@@ -272,6 +285,8 @@ class VectorQuantizer {
   bool multiply_ = true;
   bool relative_margin_ = false, approximate_relative_margin_ = false;
   bool clamp_lo_ = true, clamp_hi_ = true;
+  bool has_byte_floor_ = false;
+  int byte_floor_ = 0;
   bool has_zero_point_ = true;
   V offset_, scale_, inverse_, zero_point_;
   VI zero_point_i_;
@@ -293,6 +308,7 @@ HWY_INLINE void StoreBytes(void* p, RawBytes v, bool streaming) {
   if (streaming) _mm512_stream_si512(static_cast<__m512i*>(p), v);
   else _mm512_storeu_si512(p, v);
 }
+HWY_INLINE RawBytes FloorBytes(RawBytes v, int floor) { return _mm512_max_epi8(v, _mm512_set1_epi8(static_cast<char>(floor))); }
 // The low nibbles of 4N byte codes, two per byte (the earlier code in the low nibble).
 HWY_INLINE void StoreNibbles(void* p, RawBytes bytes) {
   const __m512i low = _mm512_set1_epi16(0x000F);
@@ -312,6 +328,7 @@ HWY_INLINE void StoreBytes(void* p, RawBytes v, bool streaming) {
   if (streaming) _mm256_stream_si256(static_cast<__m256i*>(p), v);
   else _mm256_storeu_si256(static_cast<__m256i*>(p), v);
 }
+HWY_INLINE RawBytes FloorBytes(RawBytes v, int floor) { return _mm256_max_epi8(v, _mm256_set1_epi8(static_cast<char>(floor))); }
 HWY_INLINE void StoreNibbles(void* p, RawBytes bytes) {
   const __m256i pairs = _mm256_or_si256(_mm256_and_si256(bytes, _mm256_set1_epi16(0x000F)),
                                         _mm256_and_si256(_mm256_srli_epi16(bytes, 4), _mm256_set1_epi16(0x00F0)));
@@ -369,7 +386,7 @@ enum class Memory { cache, stream, prefetch };
 
 // Byte codes of x[i, n) four vectors at a time with `quick`, or with the reference formula where
 // any lane is uncertain; returns where it stopped (fewer than 4N values left).
-template <Memory kMemory, class In, class Code, class Quick>
+template <Memory kMemory, bool kFloor, class In, class Code, class Quick>
 HWY_INLINE size_t QuantizeFours(const In* HWY_RESTRICT x, size_t i, size_t n, Code* HWY_RESTRICT q,
                                 const VectorQuantizer& quantizer, Quick quick) {
   const hn::ScalableTag<float> df;
@@ -391,7 +408,9 @@ HWY_INLINE size_t QuantizeFours(const In* HWY_RESTRICT x, size_t i, size_t n, Co
       c2 = quantizer.Exact(LoadAsFloat(df, x + i + 2 * N));
       c3 = quantizer.Exact(LoadAsFloat(df, x + i + 3 * N));
     }
-    StoreBytes(q + i, PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw), kMemory == Memory::stream);
+    auto bytes = PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw);
+    if constexpr (kFloor) bytes = FloorBytes(bytes, quantizer.byte_floor());
+    StoreBytes(q + i, bytes, kMemory == Memory::stream);
   }
   return i;
 }
@@ -407,7 +426,8 @@ void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, co
   size_t i = 0;
 #if ZP_PACK_FOUR
   if constexpr (sizeof(Code) == 1) {
-    const VectorQuantizer quantizer(params, spec, /*saturating_store=*/true, std::is_signed_v<Code>);
+    const VectorQuantizer quantizer(params, spec, /*saturating_store=*/true, std::is_signed_v<Code>,
+                                    /*floor_after_pack=*/true);
     // Byte codes four vectors at a time: two packs and one permute per 4N codes, instead of
     // DemoteTo's packs and permute per N. The codes are already inside the code range, so the
     // packs' saturation never changes a value. Outputs far beyond the caches use streaming
@@ -423,12 +443,17 @@ void Quantize(const In* HWY_RESTRICT x, size_t n, const AffineParams& params, co
     // (Per-channel int8 from DRAM: 58 -> 70% of the stream; in cache it costs 6%.)
     const Memory memory = streaming ? Memory::stream : n * sizeof(In) <= (size_t{1} << 20) ? Memory::prefetch
                                                                                         : Memory::cache;
-    auto run = [&](auto quick) {
+    auto run_floored = [&](auto floor, auto quick) {
+      constexpr bool kFloor = decltype(floor)::value;
       switch (memory) {
-        case Memory::stream: i = QuantizeFours<Memory::stream>(x, i, n, q, quantizer, quick); break;
-        case Memory::prefetch: i = QuantizeFours<Memory::prefetch>(x, i, n, q, quantizer, quick); break;
-        case Memory::cache: i = QuantizeFours<Memory::cache>(x, i, n, q, quantizer, quick); break;
+        case Memory::stream: i = QuantizeFours<Memory::stream, kFloor>(x, i, n, q, quantizer, quick); break;
+        case Memory::prefetch: i = QuantizeFours<Memory::prefetch, kFloor>(x, i, n, q, quantizer, quick); break;
+        case Memory::cache: i = QuantizeFours<Memory::cache, kFloor>(x, i, n, q, quantizer, quick); break;
       }
+    };
+    auto run = [&](auto quick) {
+      if (quantizer.has_byte_floor()) run_floored(std::true_type(), quick);
+      else run_floored(std::false_type(), quick);
     };
     if (quantizer.multiplies() && !quantizer.relative_margin()) {
       const auto inverse = quantizer.inverse();
