@@ -18,8 +18,10 @@
 // transposed back out, as the tail requantizes every sub-block from its stored scale and
 // recomputes the rare zero-scale ones with the reference's search. q3_K's search (single-code
 // sweeps) runs the same way; q8_K is value-parallel. Super-blocks holding NaN or infinity go to
-// the reference whole (NaN payloads could otherwise depend on operand order). The importance
-// paths of q2_K/q3_K/q4_K/q5_K use the reference.
+// the reference whole (NaN payloads could otherwise depend on operand order). With importance,
+// q2_K/q4_K/q5_K run the same affine search with the reference's weights and trials, and their
+// super-block scale fits (make_qp_quants) run one fit per lane over a chunk of super-blocks;
+// q3_K's importance path uses the reference.
 //
 // Dequantize: value-parallel, each value computed with the reference's operations in its order
 // (scale product first, then the code, then the minimum).
@@ -131,6 +133,9 @@ struct Lanes {
   alignas(64) float trial[32 * kG * kMaxLanes];
   alignas(64) float scale[kG * kMaxLanes];
   alignas(64) float the_min[kG * kMaxLanes];
+  // Importance paths: each lane's super-block sigma2 (in), its sub-block's sum of weights (out).
+  alignas(64) float sigma2[kG * kMaxLanes];
+  alignas(64) float sum_w[kG * kMaxLanes];
 };
 
 // xt[i * stride + k] = x[k * n + i] for lanes k < count; missing lanes read zeros (a degenerate
@@ -289,7 +294,9 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
   // a non-constant group; constant ones are discarded): with the trial's iscale = num / (max -
   // min) > 0 and every x <= max, rounding monotonicity bounds iscale * (x - min) by num * (1 +
   // 2^-23) < kNmax + 0.5 when num <= kNmax + 0.25, so no code exceeds kNmax; and when min <= the
-  // smallest x of the lane, x - min >= 0 and no code is below 0. For |v| < 2^22 nearest_int is
+  // smallest x of the lane, x - min >= 0 and no code is below 0. The minimum a better trial
+  // leaves can exceed max when every x is negative (seen with importance weights spanning
+  // decades): iscale is then negative and codes above kNmax occur, so the upper clamp stays. For |v| < 2^22 nearest_int is
   // round-half-even, one rounding instruction instead of the adder's two; a -0 it gives for
   // v in (-0.5, 0) only occurs with the lower clamp, which makes it +0.
   auto code_trial = [&](auto is_tame, auto lo, auto hi, VF v) {
@@ -305,13 +312,14 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
   for (int is = 0; is <= nstep; ++is) {
     const float numerator = rmin + rdelta * static_cast<float>(is) + static_cast<float>(kNmax);
     tame = true;
-    bool need_lo = false;
+    bool need_lo = false, inverted = false;
     for (int g = 0; g < kG; ++g) {
       iscale[g] = hn::Div(hn::Set(df, numerator), hn::Sub(max[g], min[g]));
       tame = tame && hn::AllTrue(df, hn::Or(degenerate[g], TameLanes<M>(df, iscale[g], amax[g], min[g])));
       need_lo = need_lo || !hn::AllTrue(df, hn::Or(degenerate[g], hn::Le(min[g], xmin[g])));
+      inverted = inverted || !hn::AllTrue(df, hn::Or(degenerate[g], hn::Gt(max[g], min[g])));
     }
-    const bool need_hi = !(numerator <= static_cast<float>(kNmax) + 0.25f);
+    const bool need_hi = inverted || !(numerator <= static_cast<float>(kNmax) + 0.25f);
     VF sum_l[kG], sum_l2[kG], sum_xl[kG];
     for (int g = 0; g < kG; ++g) sum_l[g] = sum_l2[g] = sum_xl[g] = zero;
     VF neg_min[kG];
@@ -576,18 +584,27 @@ void FitQ3(Lanes& s) {
 // kTransposeOut, the search's codes are transposed out to L for the tail; without, the tail gets
 // L as scratch (a tail requantizes every sub-block whose stored scale is nonzero and recomputes
 // the rare others with the reference's search, which gives the same codes): the gathers of the
-// transpose were ~15% of q4_K's time.
-template <int kSub, bool kTransposeOut, class Search, class Finish, class Fallback>
+// transpose were ~15% of q4_K's time. With kSigma (importance paths), each lane gets its
+// super-block's sigma2 = kSigma * sum(x^2) / 256 in s.sigma2, and the search's s.sum_w goes to
+// the tail with the scales. chunk_fit sees the chunk's scales before the tails (finish gets the
+// super-block's index in the chunk).
+struct NoChunkFit {
+  void operator()(std::size_t, const float*, const float*, const float*) const {}
+};
+template <int kSub, bool kTransposeOut, int kSigma = 0, class Search, class Finish, class Fallback,
+          class ChunkFit = NoChunkFit>
 void QuantizeSuperBlocks(const float* x, std::size_t nb, std::uint8_t* out, std::size_t block_bytes,
-                         const float* importance, Search search, Finish finish, Fallback fallback) {
+                         const float* importance, Search search, Finish finish, Fallback fallback,
+                         ChunkFit chunk_fit = ChunkFit()) {
   constexpr int kSubs = static_cast<int>(kSuperBlock) / kSub;
   constexpr std::size_t kChunk = 8;  // super-blocks per pass (their codes stay in L1)
   const DF df;
   const std::size_t width = kG * hn::Lanes(df);
   Lanes s;
-  float scales[kChunk * kSubs], mins[kChunk * kSubs];
+  float scales[kChunk * kSubs], mins[kChunk * kSubs], sum_w[kChunk * kSubs];
   std::uint8_t L[kChunk * kSuperBlock];
   bool finite[kChunk];
+  float sigma2[kChunk];
   for (std::size_t b0 = 0; b0 < nb; b0 += kChunk) {
     const std::size_t count = std::min(kChunk, nb - b0);
     const float* xc = x + b0 * kSuperBlock;
@@ -595,18 +612,35 @@ void QuantizeSuperBlocks(const float* x, std::size_t nb, std::uint8_t* out, std:
       finite[b] = AllFinite(xc + b * kSuperBlock, kSuperBlock) &&
                   (!importance || AllFinite(importance + (b0 + b) * kSuperBlock, kSuperBlock));
     }
+    if constexpr (kSigma != 0) {
+      // The reference's sum of squares is one sequential chain per super-block; the chunk's
+      // chains are interleaved so that they overlap.
+      float acc[kChunk] = {};
+      for (std::size_t i = 0; i < kSuperBlock; ++i) {
+        for (std::size_t b = 0; b < kChunk; ++b) {
+          const float v = b < count ? xc[b * kSuperBlock + i] : 0.0f;
+          acc[b] += v * v;
+        }
+      }
+      for (std::size_t b = 0; b < kChunk; ++b) sigma2[b] = static_cast<float>(kSigma) * acc[b] / static_cast<float>(kSuperBlock);
+    }
     const std::size_t subs = count * kSubs;
     for (std::size_t s0 = 0; s0 < subs; s0 += width) {
       const std::size_t lanes = std::min(width, subs - s0);
       TransposeIn(xc + s0 * kSub, kSub, lanes, width, s.x);
       if (importance) TransposeIn(importance + b0 * kSuperBlock + s0 * kSub, kSub, lanes, width, s.w);
+      if constexpr (kSigma != 0) {
+        for (std::size_t k = 0; k < width; ++k) s.sigma2[k] = k < lanes ? sigma2[(s0 + k) / kSubs] : 0.0f;
+      }
       search(s);
       for (std::size_t k = 0; k < lanes; ++k) {
         scales[s0 + k] = s.scale[k];
         mins[s0 + k] = s.the_min[k];
+        if constexpr (kSigma != 0) sum_w[s0 + k] = s.sum_w[k];
       }
       if constexpr (kTransposeOut) TransposeOut(s.best, kSub, lanes, width, L + s0 * kSub);
     }
+    chunk_fit(count, scales, mins, sum_w);
     for (std::size_t b = 0; b < count; ++b) {
       const float* xb = xc + b * kSuperBlock;
       std::uint8_t* yb = out + (b0 + b) * block_bytes;
@@ -614,7 +648,8 @@ void QuantizeSuperBlocks(const float* x, std::size_t nb, std::uint8_t* out, std:
       if (!finite[b]) {
         fallback(xb, qw, yb);
       } else {
-        finish(xb, qw, scales + b * kSubs, mins + b * kSubs, L + (kTransposeOut ? b * kSuperBlock : 0), yb);
+        finish(b, xb, qw, scales + b * kSubs, mins + b * kSubs, sum_w + b * kSubs,
+               L + (kTransposeOut ? b * kSuperBlock : 0), yb);
       }
     }
   }
@@ -718,7 +753,8 @@ void FinishQ3K(const float* xb, const float* scales, std::int8_t* L, std::uint8_
 void Q3K(const float* x, std::size_t nb, std::uint8_t* out) {
   QuantizeSuperBlocks<16, false>(
       x, nb, out, 110, nullptr, [](Lanes& s) { FitQ3(s); },
-      [](const float* xb, const float*, const float* scales, const float*, std::uint8_t* L, std::uint8_t* yb) {
+      [](std::size_t, const float* xb, const float*, const float* scales, const float*, const float*, std::uint8_t* L,
+         std::uint8_t* yb) {
         FinishQ3K(xb, scales, reinterpret_cast<std::int8_t*>(L), yb);
       },
       [](const float* xb, const float*, std::uint8_t* yb) { f32_q3_K_quantize_ref({xb, kSuperBlock}, {yb, 110}, {}); });
@@ -751,7 +787,8 @@ void QuantizeK4(const float* x, std::size_t nb, std::uint8_t* out) {
   const int nstep = kNmax == 15 ? 20 : 15;
   QuantizeSuperBlocks<32, false>(
       x, nb, out, bytes, nullptr, [&](Lanes& s) { SearchK4<kNmax>(s, rmin, nstep); },
-      [](const float* xb, const float*, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
+      [](std::size_t, const float* xb, const float*, const float* scales, const float* mins, const float*, std::uint8_t* L,
+         std::uint8_t* yb) {
         FinishK4<kNmax>(xb, scales, mins, L, yb);
       },
       [&](const float* xb, const float*, std::uint8_t* yb) {
@@ -775,16 +812,317 @@ void Q2K(const float* x, std::size_t nb, std::uint8_t* out) {
         for (std::size_t i = 0; i < 16 * kG * N; i += N) hn::Store(hn::Abs(hn::Load(df, s.x + i)), df, s.w + i);
         FitAffine<16, 3, true, true>(s, -0.5f, 0.1f, 15);
       },
-      [](const float* xb, const float*, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
+      [](std::size_t, const float* xb, const float*, const float* scales, const float* mins, const float*, std::uint8_t* L,
+         std::uint8_t* yb) {
         detail::kq_q2_K_finish(xb, scales, mins, L, yb);
       },
       [](const float* xb, const float*, std::uint8_t* yb) { f32_q2_K_quantize_ref({xb, kSuperBlock}, {yb, 84}, {}); });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Importance paths of q2_K, q4_K and q5_K (the reference's q2_K_block_weighted and
+// k4_block_weighted): per-value weights qw * sqrt(sigma2 + x^2), the affine search with
+// make_qkx3's trials (-0.9 + 0.05 * is, 37 of them), then the sub-block scales and minimums
+// fitted as values of their own under the sub-blocks' summed weights (fit_positive).
+
+HWY_INLINE void StoreHalf(std::uint8_t* p, float f) {
+  const std::uint16_t h = f32_f16_ggml(f);
+  std::memcpy(p, &h, 2);
+}
+
+// ggml's nearest_int as int32, garbage included (no clamp).
+HWY_INLINE VI NearestInt(DF df, VF v) {
+  const DI di;
+  const VI m = hn::And(hn::BitCast(di, hn::Add(v, hn::Set(df, 12582912.f))), hn::Set(di, 0x007fffff));
+  return hn::Sub(m, hn::Set(di, 0x00400000));
+}
+
+// Independent fits of kN values each, transposed: value i of fit f at [i * kMaxFits + f].
+constexpr std::size_t kMaxFits = 16;
+
+// The reference's fit_positive (ggml's make_qp_quants) in every lane: the chunk's super-block
+// scales and minimums, one fit per lane (scalar, they were 13% of q4_K's time). The codes are
+// bytes in the reference, so a negative or huge code (a negative scale, or nearest_int's garbage)
+// wraps where it is stored, while the sums use it unwrapped; here codes are int32 lanes masked
+// to a byte where the reference stores them. Its comparisons become selects; a lane whose sweep
+// changed nothing would repeat the same steps, so the lanes sweep until none changes (at most
+// five sweeps). Writes each fit's scale and its codes (at [i * kMaxFits + f]).
+template <int kN, int kNmax>
+void FitPositiveLanes(const float* xt, const float* wt, std::size_t fits, float* result, std::uint8_t* Lt) {
+  const DF df;
+  const DI di;
+  const std::size_t N = hn::Lanes(df);
+  const VF zero = hn::Zero(df);
+  const VI nmax = hn::Set(di, kNmax), byte = hn::Set(di, 0xFF);
+  for (std::size_t f0 = 0; f0 < fits; f0 += N) {
+    VF x[kN], w[kN], wx[kN];
+    VI L[kN];
+    VF max = zero;
+    for (int i = 0; i < kN; ++i) {
+      x[i] = hn::Load(df, xt + static_cast<std::size_t>(i) * kMaxFits + f0);
+      w[i] = hn::Load(df, wt + static_cast<std::size_t>(i) * kMaxFits + f0);
+      wx[i] = hn::Mul(w[i], x[i]);
+      max = hn::IfThenElse(hn::Gt(max, x[i]), max, x[i]);  // ggml's MAX(max, x)
+    }
+    const auto zero_fit = hn::Lt(max, hn::Set(df, 1e-15f));
+    VF iscale = hn::Div(hn::Set(df, static_cast<float>(kNmax)), max);
+    const VF scale = hn::Div(hn::Set(df, 1.0f), iscale);
+    VF best_mse = zero;
+    for (int i = 0; i < kN; ++i) {
+      const VF l = hn::ConvertTo(df, hn::And(NearestInt(df, hn::Mul(iscale, x[i])), byte));
+      const VF diff = hn::Sub(x[i], hn::Mul(scale, l));
+      best_mse = hn::Add(best_mse, hn::Mul(hn::Mul(w[i], diff), diff));
+    }
+    for (int is = -4; is <= 4; ++is) {
+      if (is == 0) continue;
+      const VF iscale_is = hn::Div(hn::Set(df, 0.1f * static_cast<float>(is) + static_cast<float>(kNmax)), max);
+      const VF scale_is = hn::Div(hn::Set(df, 1.0f), iscale_is);
+      VF mse = zero;
+      for (int i = 0; i < kN; ++i) {
+        const VF l = hn::ConvertTo(df, hn::Min(NearestInt(df, hn::Mul(iscale_is, x[i])), nmax));
+        const VF diff = hn::Sub(x[i], hn::Mul(scale_is, l));
+        mse = hn::Add(mse, hn::Mul(hn::Mul(w[i], diff), diff));
+      }
+      const auto better = hn::Lt(mse, best_mse);
+      best_mse = hn::IfThenElse(better, mse, best_mse);
+      iscale = hn::IfThenElse(better, iscale_is, iscale);
+    }
+    VF sumlx = zero, suml2 = zero;
+    for (int i = 0; i < kN; ++i) {
+      const VI l = hn::Min(NearestInt(df, hn::Mul(iscale, x[i])), nmax);
+      L[i] = hn::And(l, byte);
+      const VF fl = hn::ConvertTo(df, l);
+      sumlx = hn::Add(sumlx, hn::Mul(wx[i], fl));
+      suml2 = hn::Add(suml2, hn::Mul(hn::Mul(w[i], fl), fl));
+    }
+    for (int itry = 0; itry < 5; ++itry) {
+      auto changed = hn::RebindMask(df, hn::Lt(nmax, nmax));
+      for (int i = 0; i < kN; ++i) {
+        const VF li = hn::ConvertTo(df, L[i]);
+        VF slx = hn::Sub(sumlx, hn::Mul(wx[i], li));
+        VF sl2 = hn::Sub(suml2, hn::Mul(hn::Mul(w[i], li), li));
+        const auto open = hn::And(hn::Gt(slx, zero), hn::Gt(sl2, zero));
+        const VI new_l = hn::Min(NearestInt(df, hn::Div(hn::Mul(x[i], sl2), slx)), nmax);
+        const auto moved = hn::And(open, hn::RebindMask(df, hn::Ne(new_l, L[i])));
+        const VF fl = hn::ConvertTo(df, new_l);
+        slx = hn::Add(slx, hn::Mul(wx[i], fl));
+        sl2 = hn::Add(sl2, hn::Mul(hn::Mul(w[i], fl), fl));
+        const auto better =
+            hn::Gt(hn::Mul(hn::Mul(slx, slx), suml2), hn::Mul(hn::Mul(sumlx, sumlx), sl2));
+        const auto accept = hn::And(moved, better);
+        L[i] = hn::IfThenElse(hn::RebindMask(di, accept), hn::And(new_l, byte), L[i]);
+        sumlx = hn::IfThenElse(accept, slx, sumlx);
+        suml2 = hn::IfThenElse(accept, sl2, suml2);
+        changed = hn::Or(changed, accept);
+      }
+      if (hn::AllFalse(df, changed)) break;
+    }
+    const VF d = hn::IfThenElseZero(hn::Gt(suml2, zero), hn::Div(sumlx, suml2));
+    hn::StoreU(hn::IfThenElseZero(hn::Not(zero_fit), d), df, result + f0);
+    const auto keep = hn::RebindMask(di, hn::Not(zero_fit));
+    for (int i = 0; i < kN; ++i) {
+      hn::StoreU(hn::DemoteTo(DU8(), hn::IfThenElseZero(keep, L[i])), DU8(), Lt + static_cast<std::size_t>(i) * kMaxFits + f0);
+    }
+  }
+}
+
+// A chunk's super-block fits: fit 2b is super-block b's scales, 2b + 1 its minimums, both under
+// its sub-blocks' summed weights.
+template <int kSubs>
+struct ChunkFits {
+  alignas(64) float d[kMaxFits];
+  alignas(64) std::uint8_t L[kSubs * kMaxFits];
+
+  template <int kNmax>
+  void Fit(std::size_t count, const float* scales, const float* mins, const float* sum_w) {
+    alignas(64) float xt[kSubs * kMaxFits], wt[kSubs * kMaxFits];
+    for (std::size_t b = 0; b < kMaxFits / 2; ++b) {
+      for (int i = 0; i < kSubs; ++i) {
+        const std::size_t at = static_cast<std::size_t>(i) * kMaxFits + 2 * b;
+        const std::size_t from = b * kSubs + static_cast<std::size_t>(i);
+        const bool in = b < count;
+        xt[at] = in ? scales[from] : 0.0f;
+        xt[at + 1] = in ? mins[from] : 0.0f;
+        wt[at] = wt[at + 1] = in ? sum_w[from] : 0.0f;
+      }
+    }
+    FitPositiveLanes<kSubs, kNmax>(xt, wt, 2 * count, d, L);
+  }
+  // Codes of super-block b's scales (which = 0) or minimums (1).
+  std::uint8_t Code(std::size_t b, int which, int i) const {
+    return L[static_cast<std::size_t>(i) * kMaxFits + 2 * b + static_cast<std::size_t>(which)];
+  }
+};
+
+// s.w holds the importance on entry and the reference's weights qw * sqrt(sigma2 + x^2) on
+// return; s.sum_w their sum per lane, in order from 0 as the reference's sw.
+template <int kSub>
+void ImportanceWeights(Lanes& s) {
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  const std::size_t stride = kG * N;
+  for (std::size_t k = 0; k < stride; k += N) {
+    const VF sigma2 = hn::Load(df, s.sigma2 + k);
+    VF sum = hn::Zero(df);
+    for (int i = 0; i < kSub; ++i) {
+      float* pw = s.w + static_cast<std::size_t>(i) * stride + k;
+      const VF x = hn::Load(df, s.x + static_cast<std::size_t>(i) * stride + k);
+      const VF w = hn::Mul(hn::Load(df, pw), hn::Sqrt(hn::Add(sigma2, hn::Mul(x, x))));
+      hn::Store(w, df, pw);
+      sum = hn::Add(sum, w);
+    }
+    hn::Store(sum, df, s.sum_w + k);
+  }
+}
+
+// The weighted search's codes of one sub-block of `n`, for the tails' sub-blocks whose stored
+// scale is zero.
+void SearchCodesWeighted(int n, int nmax, float sigma_factor, const float* xb, const float* qwb, int j,
+                         std::uint8_t* L) {
+  float sum_x2 = 0;
+  for (std::size_t i = 0; i < kSuperBlock; ++i) sum_x2 += xb[i] * xb[i];
+  const float sigma2 = sigma_factor * sum_x2 / static_cast<float>(kSuperBlock);
+  float weights[32], the_min;
+  const float* x = xb + n * j;
+  const float* qw = qwb + n * j;
+  for (int l = 0; l < n; ++l) weights[l] = qw[l] * std::sqrt(sigma2 + x[l] * x[l]);
+  detail::kq_fit_affine(n, nmax, x, weights, L + n * j, &the_min, -0.9f, 0.05f, 36, false);
+}
+
+// q4_K/q5_K's 12 bytes of 6-bit scales and minimums (the reference's pack_scale_min_k4).
+void PackScaleMinK4(const std::uint8_t* ls, const std::uint8_t* lm, std::uint8_t* q) {
+  for (int j = 0; j < 4; ++j) {
+    q[j] = ls[j];
+    q[j + 4] = lm[j];
+  }
+  for (int j = 4; j < 8; ++j) {
+    q[j + 4] = static_cast<std::uint8_t>((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
+    q[j - 4] |= static_cast<std::uint8_t>((ls[j] >> 4) << 6);
+    q[j] |= static_cast<std::uint8_t>((lm[j] >> 4) << 6);
+  }
+}
+
+template <int kNmax>
+void FinishK4Weighted(const ChunkFits<8>& fits, std::size_t b, const float* xb, const float* qw, std::uint8_t* L,
+                      std::uint8_t* yb) {
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  std::uint8_t ls[8], lm[8];
+  for (int j = 0; j < 8; ++j) {
+    ls[j] = fits.Code(b, 0, j);
+    lm[j] = fits.Code(b, 1, j);
+  }
+  const float d_block = fits.d[2 * b], m_block = fits.d[2 * b + 1];
+  if constexpr (kNmax == 31) {  // ggml's q5_K clamps these codes, its q4_K does not
+    for (int j = 0; j < 8; ++j) {
+      ls[j] = std::min<std::uint8_t>(63, ls[j]);
+      lm[j] = std::min<std::uint8_t>(63, lm[j]);
+    }
+  }
+  PackScaleMinK4(ls, lm, yb + 4);
+  StoreHalf(yb, d_block);
+  StoreHalf(yb + 2, m_block);
+  const float dall = LoadHalf(yb), mall = LoadHalf(yb + 2);
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;
+    ScaleMinK4(j, yb + 4, sc, m);
+    const float d = dall * static_cast<float>(sc);
+    if (!d) {
+      SearchCodesWeighted(32, kNmax, 2.0f, xb, qw, j, L);
+      continue;
+    }
+    const VF vd = hn::Set(df, d), vdm = hn::Set(df, mall * static_cast<float>(m));
+    for (std::size_t i = 0; i < 32; i += N) {
+      const VF v = hn::Div(hn::Add(hn::LoadU(df, xb + 32 * j + i), vdm), vd);
+      hn::StoreU(hn::DemoteTo(DU8(), NearestClampedInt(df, v, 0, kNmax)), DU8(), L + 32 * j + i);
+    }
+  }
+  detail::kq_k4_pack(L, kNmax, yb);
+}
+
+template <int kNmax>
+void QuantizeK4Weighted(const float* x, std::size_t nb, std::uint8_t* out, const float* importance) {
+  const std::size_t bytes = kNmax == 15 ? 144 : 176;
+  ChunkFits<8> fits;
+  QuantizeSuperBlocks<32, false, 2>(
+      x, nb, out, bytes, importance,
+      [](Lanes& s) {
+        ImportanceWeights<32>(s);
+        FitAffine<32, kNmax, false, false>(s, -0.9f, 0.05f, 36);
+      },
+      [&](std::size_t b, const float* xb, const float* qw, const float*, const float*, const float*, std::uint8_t* L,
+          std::uint8_t* yb) { FinishK4Weighted<kNmax>(fits, b, xb, qw, L, yb); },
+      [&](const float* xb, const float* qw, std::uint8_t* yb) {
+        const std::span<const float> w(qw, kSuperBlock);
+        if (kNmax == 15) {
+          f32_q4_K_quantize_ref({xb, kSuperBlock}, {yb, bytes}, w);
+        } else {
+          f32_q5_K_quantize_ref({xb, kSuperBlock}, {yb, bytes}, w);
+        }
+      },
+      [&](std::size_t count, const float* scales, const float* mins, const float* sum_w) {
+        fits.template Fit<63>(count, scales, mins, sum_w);
+      });
+}
+
+void Q4KWeighted(const float* x, std::size_t nb, std::uint8_t* out, const float* importance) {
+  QuantizeK4Weighted<15>(x, nb, out, importance);
+}
+void Q5KWeighted(const float* x, std::size_t nb, std::uint8_t* out, const float* importance) {
+  QuantizeK4Weighted<31>(x, nb, out, importance);
+}
+
+// q2_K's tail with importance: 4-bit scale and minimum codes from fit_positive, the codes
+// requantized from the stored ones (sub-blocks whose stored scale is zero keep the search's
+// codes, transposed out: with 4-bit scales they are common), packed 2 bits each.
+void FinishQ2KWeighted(const ChunkFits<16>& fits, std::size_t b, const float* xb, std::uint8_t* L, std::uint8_t* yb) {
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  const float dm = fits.d[2 * b], mm = fits.d[2 * b + 1];
+  StoreHalf(yb + 80, dm);
+  StoreHalf(yb + 82, mm);
+  for (int j = 0; j < 16; ++j) yb[j] = static_cast<std::uint8_t>(fits.Code(b, 0, j) | (fits.Code(b, 1, j) << 4));
+  const float dall = LoadHalf(yb + 80), mall = LoadHalf(yb + 82);
+  for (int j = 0; j < 16; ++j) {
+    const float d = dall * static_cast<float>(yb[j] & 0xF);
+    if (!d) continue;
+    const VF vd = hn::Set(df, d), vdm = hn::Set(df, mall * static_cast<float>(yb[j] >> 4));
+    for (std::size_t i = 0; i < 16; i += N) {
+      const VF v = hn::Div(hn::Add(hn::LoadU(df, xb + 16 * j + i), vdm), vd);
+      hn::StoreU(hn::DemoteTo(DU8(), NearestClampedInt(df, v, 0, 3)), DU8(), L + 16 * j + i);
+    }
+  }
+  std::uint8_t* qs = yb + 16;
+  for (int j = 0; j < 256; j += 128) {
+    for (int l = 0; l < 32; ++l) {
+      qs[j / 4 + l] = static_cast<std::uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+    }
+  }
+}
+
+void Q2KWeighted(const float* x, std::size_t nb, std::uint8_t* out, const float* importance) {
+  ChunkFits<16> fits;
+  QuantizeSuperBlocks<16, true, 1>(
+      x, nb, out, 84, importance,
+      [](Lanes& s) {
+        ImportanceWeights<16>(s);
+        FitAffine<16, 3, false, true>(s, -0.9f, 0.05f, 36);
+      },
+      [&](std::size_t b, const float* xb, const float*, const float*, const float*, const float*, std::uint8_t* L,
+          std::uint8_t* yb) { FinishQ2KWeighted(fits, b, xb, L, yb); },
+      [](const float* xb, const float* qw, std::uint8_t* yb) {
+        f32_q2_K_quantize_ref({xb, kSuperBlock}, {yb, 84}, {qw, kSuperBlock});
+      },
+      [&](std::size_t count, const float* scales, const float* mins, const float* sum_w) {
+        fits.Fit<15>(count, scales, mins, sum_w);
+      });
+}
+
 void Q6K(const float* x, std::size_t nb, std::uint8_t* out, const float* importance) {
   QuantizeSuperBlocks<16, false>(
       x, nb, out, 210, importance, [&](Lanes& s) { FitSymmetric16(s, importance != nullptr); },
-      [](const float* xb, const float* qw, const float* scales, const float*, std::uint8_t* L, std::uint8_t* yb) {
+      [](std::size_t, const float* xb, const float* qw, const float* scales, const float*, const float*, std::uint8_t* L,
+         std::uint8_t* yb) {
         FinishQ6K(xb, qw, scales, reinterpret_cast<std::int8_t*>(L), yb);
       },
       [](const float* xb, const float* qw, std::uint8_t* yb) {
@@ -1005,9 +1343,12 @@ HWY_AFTER_NAMESPACE();
 namespace zp::ggml::kernels {
 namespace kquants_simd {
 HWY_EXPORT(Q2K);
+HWY_EXPORT(Q2KWeighted);
 HWY_EXPORT(Q3K);
 HWY_EXPORT(Q4K);
 HWY_EXPORT(Q5K);
+HWY_EXPORT(Q4KWeighted);
+HWY_EXPORT(Q5KWeighted);
 HWY_EXPORT(Q6K);
 HWY_EXPORT(Q8K);
 HWY_EXPORT(DequantizeQ2K);
@@ -1041,8 +1382,8 @@ std::size_t expect_dequantize(std::span<const std::uint8_t> blocks, std::span<fl
 using namespace kquants_simd;
 
 void f32_q2_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
-  if (!importance.empty()) return f32_q2_K_quantize_ref(x, out, importance);
   const std::size_t nb = expect_quantize(x, out, importance, 84);
+  if (!importance.empty()) return HWY_DYNAMIC_DISPATCH(Q2KWeighted)(x.data(), nb, out.data(), importance.data());
   HWY_DYNAMIC_DISPATCH(Q2K)(x.data(), nb, out.data());
 }
 void f32_q3_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
@@ -1051,13 +1392,13 @@ void f32_q3_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, st
   HWY_DYNAMIC_DISPATCH(Q3K)(x.data(), nb, out.data());
 }
 void f32_q4_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
-  if (!importance.empty()) return f32_q4_K_quantize_ref(x, out, importance);
   const std::size_t nb = expect_quantize(x, out, importance, 144);
+  if (!importance.empty()) return HWY_DYNAMIC_DISPATCH(Q4KWeighted)(x.data(), nb, out.data(), importance.data());
   HWY_DYNAMIC_DISPATCH(Q4K)(x.data(), nb, out.data());
 }
 void f32_q5_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
-  if (!importance.empty()) return f32_q5_K_quantize_ref(x, out, importance);
   const std::size_t nb = expect_quantize(x, out, importance, 176);
+  if (!importance.empty()) return HWY_DYNAMIC_DISPATCH(Q5KWeighted)(x.data(), nb, out.data(), importance.data());
   HWY_DYNAMIC_DISPATCH(Q5K)(x.data(), nb, out.data());
 }
 void f32_q6_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {

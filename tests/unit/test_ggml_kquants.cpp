@@ -594,6 +594,70 @@ TEST_P(SimdKQuants, QuantizeEqualsReference) {
   }
 }
 
+// The importance paths (llama.cpp's imatrix) on their own edges: importance zero in whole
+// sub-blocks or super-blocks, of extreme magnitudes, or spread over decades; blocks whose
+// largest magnitudes are negative, all-zero blocks, huge and tiny values; super-block counts that
+// leave the SIMD path's chunks of 8 and its vectors of sub-blocks partly filled.
+TEST_P(SimdKQuants, ImportanceEdgesEqualReference) {
+  constexpr int kWeightKinds = 6;
+  for (int wkind = 0; wkind < kWeightKinds; ++wkind) {
+    for (int kind = 0; kind < 6; ++kind) {
+      zp::testing::Rng rng(7000 + static_cast<std::uint32_t>(10 * wkind + kind));
+      const std::size_t blocks = std::size_t{1} + static_cast<std::size_t>((7 * wkind + 3 * kind) % 17);
+      const std::size_t n = blocks * kSuperBlock;
+      std::vector<float> x(n), w(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        float v = rng.normal();
+        switch (kind) {
+          case 0: break;
+          case 1: v = -std::fabs(v) * (rng.integer(0, 7) == 0 ? 20.0f : 1.0f); break;  // all negative
+          case 2: v = (i / kSuperBlock) % 2 == 0 ? 0.0f : v; break;                         // all-zero blocks
+          case 3: v *= (i / 32) % 2 ? 1e18f : 1e-18f; break;
+          case 4: v *= 1e-39f; break;  // subnormal
+          case 5: v = 0.5f * static_cast<float>(rng.integer(-3, 3)); break;  // ties, constant runs
+        }
+        x[i] = v;
+        float q = rng.uniform(0.0f, 2.0f);
+        switch (wkind) {
+          case 0: break;
+          case 1: q = (i / 32) % 3 == 1 ? 0.0f : q; break;                      // zero sub-blocks (q4_K/q5_K)
+          case 2: q = (i / 16) % 5 == 2 ? 0.0f : q; break;                      // zero sub-blocks (q2_K)
+          case 3: q = (i / kSuperBlock) % 2 == 1 ? 0.0f : q * 1e25f; break;     // zero blocks, huge
+          case 4: q *= 1e-35f; break;
+          // Decades apart, half of each 32 zero: with all-negative values a better trial's
+          // minimum can (rarely) exceed the sub-block's largest value.
+          case 5: q = (i / 16) % 2 ? 0.0f : std::pow(10.0f, rng.uniform(-4.0f, 4.0f)); break;
+        }
+        w[i] = q;
+      }
+      for (Type t : {Type::q2_K, Type::q4_K, Type::q5_K}) {
+        const KType& k = ktype(t);
+        SCOPED_TRACE(name(t) + " kind " + std::to_string(kind) + " weights " + std::to_string(wkind));
+        EXPECT_EQ(quantize(k.simd, k, x, w), quantize(k.ref, k, x, w));
+      }
+    }
+  }
+}
+
+// A regression case: all-negative values with importance spread over decades (half of each 16
+// zero). In about 2% of such super-blocks a better trial leaves the search's minimum above the
+// sub-block's largest value; the trial scale then turns negative and codes above the top occur,
+// which the SIMD search once left unclamped. Enough super-blocks that several are of that kind.
+TEST_P(SimdKQuants, SearchWithARangeInvertedByABetterTrial) {
+  zp::testing::Rng rng(4242);
+  constexpr std::size_t kBlocks = 400;
+  std::vector<float> x(kBlocks * kSuperBlock), w(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] = -std::fabs(rng.normal()) * (rng.integer(0, 7) == 0 ? 20.0f : 1.0f);
+    w[i] = (i / 16) % 2 ? 0.0f : std::pow(10.0f, rng.uniform(-4.0f, 4.0f));
+  }
+  for (Type t : {Type::q2_K, Type::q4_K, Type::q5_K}) {
+    const KType& k = ktype(t);
+    SCOPED_TRACE(name(t));
+    EXPECT_EQ(quantize(k.simd, k, x, w), quantize(k.ref, k, x, w));
+  }
+}
+
 TEST_P(SimdKQuants, DequantizeEqualsReferenceOnEveryBitPattern) {
   zp::testing::Rng rng(11);
   for (const KType& k : kTypes) {
