@@ -21,7 +21,8 @@
 // the reference whole (NaN payloads could otherwise depend on operand order). With importance,
 // q2_K/q4_K/q5_K run the same affine search with the reference's weights and trials, and their
 // super-block scale fits (make_qp_quants) run one fit per lane over a chunk of super-blocks;
-// q3_K's importance path uses the reference.
+// q3_K's runs q6_K's symmetric search with nmax 4 and its weights, and its super-block fit
+// (make_qx_quants over the sub-block scales) the same way, one fit per lane.
 //
 // Dequantize: value-parallel, each value computed with the reference's operations in its order
 // (scale product first, then the code, then the minimum).
@@ -93,6 +94,10 @@ HWY_INLINE VF MaxNegativeBits(VF l, float lo) {
   const hn::RebindToUnsigned<DF> du;
   return hn::BitCast(DF(), hn::Min(hn::BitCast(du, l), hn::BitCast(du, hn::Set(DF(), lo))));
 }
+
+// C's a != b, true when either is NaN (an infinite weight makes a sum NaN). Highway's Ne is
+// unordered on SSE4 but ordered (false for NaN) on AVX2 and AVX3, so it is not used on floats.
+HWY_INLINE hn::Mask<DF> NotEqual(VF a, VF b) { return hn::Not(hn::Eq(a, b)); }
 
 using DU8 = hn::Rebind<std::uint8_t, DF>;
 using DI8 = hn::Rebind<std::int8_t, DF>;
@@ -411,13 +416,15 @@ void FitAffine(Lanes& s, float rmin, float rdelta, int nstep) {
   }
 }
 
-// fit_symmetric (ggml's make_qx_quants, rmse_type 1) with n = 16, nmax = 32 in every lane of kG
-// vectors; weights x^2, or importance when given (s.w then holds it). Every lane that counts
-// (largest magnitude >= 1e-15, finite values) has |iscale * x| <= about 33, so the codes take
-// the cheap exact form; all-zero groups are discarded at the end. Only the scales are written
-// (q6_K's tail requantizes every sub-block from its stored scale and recomputes the others).
+// fit_symmetric (ggml's make_qx_quants, rmse_type 1) with n = 16 in every lane of kG vectors
+// (nmax 32 for q6_K, 4 for q3_K with importance); weights x^2, or importance when given (s.w then
+// holds it). Every lane that counts (largest magnitude >= 1e-15, finite values) has |iscale * x|
+// <= about nmax + 1, so the codes take the cheap exact form; all-zero groups are discarded at the
+// end. Only the scales are written (the tails requantize every sub-block from its stored scale
+// and recompute the others).
+template <int kNmax>
 void FitSymmetric16(Lanes& s, bool weighted) {
-  constexpr int kN = 16, kNmax = 32;
+  constexpr int kN = 16;
   const DF df;
   const std::size_t N = hn::Lanes(df);
   using M = hn::Mask<DF>;
@@ -448,8 +455,9 @@ void FitSymmetric16(Lanes& s, bool weighted) {
     for (int g = 0; g < kG; ++g) hn::Store(hn::Mul(W(i, g), X(i, g)), df, wx + at(i, g));
   }
   VF sumlx[kG], suml2[kG], iscale[kG];
-  // |iscale * x| <= |num| * (1 + 2^-23) for the counted lanes (|x| <= |max|): when |num| <=
-  // 32.25 no code is below -32 and the lower clamp is left out; when |num| <= 31.25 neither.
+  // |iscale * x| <= |num| * (1 + 2^-23)^2 for the counted lanes (|x| <= |max|): when |num| <=
+  // nmax + 0.25 no code is below -nmax and the lower clamp is left out; when |num| <= nmax - 0.75
+  // none is above nmax - 1 either.
   // The codes are round-half-even (nearest_int for |v| < 2^22) with the clamps on the bits; a -0
   // code (v in (-0.5, 0)) changes neither sum: (w*l)*l keeps the sign of w, and w*x*l adds a
   // zero to a sum that is never -0.
@@ -471,16 +479,16 @@ void FitSymmetric16(Lanes& s, bool weighted) {
   using F = std::false_type;
   pass(F(), T());
   for (int g = 0; g < kG; ++g) {
-    scale[g] = hn::IfThenElseZero(hn::Ne(suml2[g], zero), hn::Div(sumlx[g], suml2[g]));
+    scale[g] = hn::IfThenElseZero(NotEqual(suml2[g], zero), hn::Div(sumlx[g], suml2[g]));
     best[g] = hn::Mul(scale[g], sumlx[g]);
   }
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
     const float numerator = -(static_cast<float>(kNmax) + 0.1f * static_cast<float>(is));
     for (int g = 0; g < kG; ++g) iscale[g] = hn::Div(hn::Set(df, numerator), max[g]);
-    if (is <= -8) {
+    if (-numerator <= static_cast<float>(kNmax) - 0.75f) {
       pass(F(), F());
-    } else if (is <= 2) {
+    } else if (-numerator <= static_cast<float>(kNmax) + 0.25f) {
       pass(F(), T());
     } else {
       pass(T(), T());
@@ -1118,9 +1126,174 @@ void Q2KWeighted(const float* x, std::size_t nb, std::uint8_t* out, const float*
       });
 }
 
+// ---------------------------------------------------------------------------------------------
+// q3_K's importance path (the reference's q3_K_block_weighted): per-value weights qw * sqrt(sigma2
+// + x^2) with sigma2 = 2 * mean(x^2), make_qx_quants with nmax 4 under them (FitSymmetric16<4>),
+// then the sub-block scales fitted as values of their own (make_qx_quants with nmax 32 under the
+// sub-blocks' summed weights) into the 6-bit signed scale codes.
+
+// The reference's fit_symmetric with n = 16, nmax = 32 and given weights in every lane: the
+// chunk's super-block scale fits, one per lane (xt, wt and the codes at [i * kMaxFits + f]). A
+// sub-block scale can be NaN or infinite (infinite weights from huge values or importance), so
+// those vectors take the bit-exact nearest_int; the others the cheap exact form (a counted lane
+// has |iscale * x| <= about 33; a -0 code changes no sum, as in FitSymmetric16). The trials'
+// sums are formed kT at a time, interleaved, then judged in the reference's order; the codes are
+// a function of the inverse scale, so only the best one is kept and the codes recomputed from
+// it. Writes each fit's scale and its codes (l + 32, or 0 for a fit whose largest magnitude is
+// below 1e-15).
+void FitSymmetricLanes(const float* xt, const float* wt, std::size_t fits, float* result, std::uint8_t* Lt) {
+  constexpr int kN = 16, kNmax = 32, kT = 6;
+  const DF df;
+  const DI di;
+  const std::size_t N = hn::Lanes(df);
+  const VF zero = hn::Zero(df);
+  auto code = [&](VF iscale, VF x) { return NearestClampedInt(df, hn::Mul(iscale, x), -kNmax, kNmax - 1); };
+  for (std::size_t f0 = 0; f0 < fits; f0 += N) {
+    VF x[kN], w[kN], wx[kN];
+    VF max = zero, amax = zero;
+    auto finite = hn::Eq(zero, zero);
+    for (int i = 0; i < kN; ++i) {
+      x[i] = hn::Load(df, xt + static_cast<std::size_t>(i) * kMaxFits + f0);
+      w[i] = hn::Load(df, wt + static_cast<std::size_t>(i) * kMaxFits + f0);
+      wx[i] = hn::Mul(w[i], x[i]);  // the reference's w * x * l is (w * x) * l
+      const VF ax = hn::Abs(x[i]);
+      const auto larger = hn::Gt(ax, amax);
+      amax = hn::IfThenElse(larger, ax, amax);
+      max = hn::IfThenElse(larger, x[i], max);
+      finite = hn::And(finite, hn::IsFinite(x[i]));
+    }
+    const bool tame = hn::AllTrue(df, finite);
+    auto trial_code = [&](VF iscale, VF x) {
+      if (!tame) return hn::ConvertTo(df, code(iscale, x));
+      const VF l = MinBits(hn::Round(hn::Mul(iscale, x)), static_cast<float>(kNmax - 1));
+      return MaxNegativeBits(l, static_cast<float>(-kNmax));
+    };
+    const auto zero_fit = hn::Lt(amax, hn::Set(df, 1e-15f));
+    VF best_iscale = hn::Div(hn::Set(df, static_cast<float>(-kNmax)), max);
+    VF sumlx = zero, suml2 = zero;
+    for (int i = 0; i < kN; ++i) {
+      const VF l = hn::ConvertTo(df, code(best_iscale, x[i]));
+      sumlx = hn::Add(sumlx, hn::Mul(wx[i], l));
+      suml2 = hn::Add(suml2, hn::Mul(hn::Mul(w[i], l), l));
+    }
+    VF scale = hn::IfThenElseZero(NotEqual(suml2, zero), hn::Div(sumlx, suml2));
+    VF best = hn::Mul(scale, sumlx);
+    constexpr int kTrials[18] = {-9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    for (int t0 = 0; t0 < 18; t0 += kT) {
+      VF iscale[kT], slx[kT], sl2[kT];
+      for (int t = 0; t < kT; ++t) {
+        const float numerator = -(static_cast<float>(kNmax) + 0.1f * static_cast<float>(kTrials[t0 + t]));
+        iscale[t] = hn::Div(hn::Set(df, numerator), max);
+        slx[t] = sl2[t] = zero;
+      }
+      for (int i = 0; i < kN; ++i) {
+        for (int t = 0; t < kT; ++t) {
+          const VF l = trial_code(iscale[t], x[i]);
+          slx[t] = hn::Add(slx[t], hn::Mul(wx[i], l));
+          sl2[t] = hn::Add(sl2[t], hn::Mul(hn::Mul(w[i], l), l));
+        }
+      }
+      for (int t = 0; t < kT; ++t) {
+        const auto better = hn::And(hn::Gt(sl2[t], zero), hn::Gt(hn::Mul(slx[t], slx[t]), hn::Mul(best, sl2[t])));
+        best_iscale = hn::IfThenElse(better, iscale[t], best_iscale);
+        scale = hn::IfThenElse(better, hn::Div(slx[t], sl2[t]), scale);
+        best = hn::IfThenElse(better, hn::Mul(scale, slx[t]), best);
+      }
+    }
+    hn::StoreU(hn::IfThenElseZero(hn::Not(zero_fit), scale), df, result + f0);
+    const auto keep = hn::RebindMask(di, hn::Not(zero_fit));
+    for (int i = 0; i < kN; ++i) {
+      const VI l = hn::IfThenElseZero(keep, hn::Add(code(best_iscale, x[i]), hn::Set(di, kNmax)));
+      hn::StoreU(hn::DemoteTo(DU8(), l), DU8(), Lt + static_cast<std::size_t>(i) * kMaxFits + f0);
+    }
+  }
+}
+
+// A chunk's q3_K super-block fits: fit b is super-block b's sub-block scales under its
+// sub-blocks' summed weights.
+struct Q3KChunkFits {
+  alignas(64) float d[kMaxFits];
+  alignas(64) std::uint8_t L[16 * kMaxFits];
+
+  void Fit(std::size_t count, const float* scales, const float* sum_w) {
+    alignas(64) float xt[16 * kMaxFits], wt[16 * kMaxFits];
+    for (std::size_t b = 0; b < kMaxFits; ++b) {
+      for (int i = 0; i < 16; ++i) {
+        const std::size_t at = static_cast<std::size_t>(i) * kMaxFits + b;
+        const std::size_t from = b * 16 + static_cast<std::size_t>(i);
+        xt[at] = b < count ? scales[from] : 0.0f;
+        wt[at] = b < count ? sum_w[from] : 0.0f;
+      }
+    }
+    FitSymmetricLanes(xt, wt, count, d, L);
+  }
+  // Code (scale + 32) of super-block b's sub-block i.
+  std::uint8_t Code(std::size_t b, int i) const { return L[static_cast<std::size_t>(i) * kMaxFits + b]; }
+};
+
+// q3_K's tail with importance: the 6-bit scale codes and d from the chunk's fit (packed as the
+// reference's pack_scales_q3), the codes requantized from the stored scales, `x / d` vectorized;
+// sub-blocks whose stored scale is zero get the weighted search's codes from the reference's
+// search (sigma2 computed once per super-block, only when one is needed).
+void FinishQ3KWeighted(const Q3KChunkFits& fits, std::size_t b, const float* xb, const float* qw, std::int8_t* L,
+                       std::uint8_t* yb) {
+  const DF df;
+  const DI di;
+  const std::size_t N = hn::Lanes(df);
+  std::uint8_t* sc = yb + 96;
+  std::memset(sc, 0, 12);
+  int code[16];
+  for (int j = 0; j < 16; ++j) {
+    code[j] = fits.Code(b, j);
+    sc[j % 8] |= static_cast<std::uint8_t>((code[j] & 0xF) << (j < 8 ? 0 : 4));
+    sc[8 + j % 4] |= static_cast<std::uint8_t>((code[j] >> 4) << (2 * (j / 4)));
+  }
+  StoreHalf(yb + 108, fits.d[b]);
+  const float dall = LoadHalf(yb + 108);
+  float sigma2 = 0;
+  bool have_sigma2 = false;
+  for (int j = 0; j < 16; ++j) {
+    const float d = dall * static_cast<float>(code[j] - 32);
+    if (!d) {
+      if (!have_sigma2) {
+        float sum_x2 = 0;
+        for (std::size_t i = 0; i < kSuperBlock; ++i) sum_x2 += xb[i] * xb[i];
+        sigma2 = 2 * sum_x2 / static_cast<float>(kSuperBlock);
+        have_sigma2 = true;
+      }
+      float weight[16];
+      for (int l = 0; l < 16; ++l) weight[l] = qw[16 * j + l] * std::sqrt(sigma2 + xb[16 * j + l] * xb[16 * j + l]);
+      detail::kq_fit_symmetric(16, 4, xb + 16 * j, L + 16 * j, weight);
+      continue;
+    }
+    const VF vd = hn::Set(df, d);
+    for (std::size_t i = 0; i < 16; i += N) {
+      const VI l = hn::Add(NearestClampedInt(df, hn::Div(hn::LoadU(df, xb + 16 * j + i), vd), -4, 3), hn::Set(di, 4));
+      hn::StoreU(hn::DemoteTo(DI8(), l), DI8(), L + 16 * j + i);
+    }
+  }
+  detail::kq_q3_K_pack(L, yb);
+}
+
+void Q3KWeighted(const float* x, std::size_t nb, std::uint8_t* out, const float* importance) {
+  Q3KChunkFits fits;
+  QuantizeSuperBlocks<16, false, 2>(
+      x, nb, out, 110, importance,
+      [](Lanes& s) {
+        ImportanceWeights<16>(s);
+        FitSymmetric16<4>(s, true);
+      },
+      [&](std::size_t b, const float* xb, const float* qw, const float*, const float*, const float*, std::uint8_t* L,
+          std::uint8_t* yb) { FinishQ3KWeighted(fits, b, xb, qw, reinterpret_cast<std::int8_t*>(L), yb); },
+      [](const float* xb, const float* qw, std::uint8_t* yb) {
+        f32_q3_K_quantize_ref({xb, kSuperBlock}, {yb, 110}, {qw, kSuperBlock});
+      },
+      [&](std::size_t count, const float* scales, const float*, const float* sum_w) { fits.Fit(count, scales, sum_w); });
+}
+
 void Q6K(const float* x, std::size_t nb, std::uint8_t* out, const float* importance) {
   QuantizeSuperBlocks<16, false>(
-      x, nb, out, 210, importance, [&](Lanes& s) { FitSymmetric16(s, importance != nullptr); },
+      x, nb, out, 210, importance, [&](Lanes& s) { FitSymmetric16<32>(s, importance != nullptr); },
       [](std::size_t, const float* xb, const float* qw, const float* scales, const float*, const float*, std::uint8_t* L,
          std::uint8_t* yb) {
         FinishQ6K(xb, qw, scales, reinterpret_cast<std::int8_t*>(L), yb);
@@ -1345,6 +1518,7 @@ namespace kquants_simd {
 HWY_EXPORT(Q2K);
 HWY_EXPORT(Q2KWeighted);
 HWY_EXPORT(Q3K);
+HWY_EXPORT(Q3KWeighted);
 HWY_EXPORT(Q4K);
 HWY_EXPORT(Q5K);
 HWY_EXPORT(Q4KWeighted);
@@ -1387,8 +1561,8 @@ void f32_q2_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, st
   HWY_DYNAMIC_DISPATCH(Q2K)(x.data(), nb, out.data());
 }
 void f32_q3_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {
-  if (!importance.empty()) return f32_q3_K_quantize_ref(x, out, importance);
   const std::size_t nb = expect_quantize(x, out, importance, 110);
+  if (!importance.empty()) return HWY_DYNAMIC_DISPATCH(Q3KWeighted)(x.data(), nb, out.data(), importance.data());
   HWY_DYNAMIC_DISPATCH(Q3K)(x.data(), nb, out.data());
 }
 void f32_q4_K_quantize(std::span<const float> x, std::span<std::uint8_t> out, std::span<const float> importance) noexcept {

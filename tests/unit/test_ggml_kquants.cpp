@@ -597,11 +597,12 @@ TEST_P(SimdKQuants, QuantizeEqualsReference) {
 // The importance paths (llama.cpp's imatrix) on their own edges: importance zero in whole
 // sub-blocks or super-blocks, of extreme magnitudes, or spread over decades; blocks whose
 // largest magnitudes are negative, all-zero blocks, huge and tiny values; super-block counts that
-// leave the SIMD path's chunks of 8 and its vectors of sub-blocks partly filled.
+// leave the SIMD path's chunks of 8 and its vectors of sub-blocks partly filled. Huge values or
+// importance make some weights infinite and some of the searches' sums NaN.
 TEST_P(SimdKQuants, ImportanceEdgesEqualReference) {
-  constexpr int kWeightKinds = 6;
+  constexpr int kWeightKinds = 7;
   for (int wkind = 0; wkind < kWeightKinds; ++wkind) {
-    for (int kind = 0; kind < 6; ++kind) {
+    for (int kind = 0; kind < 7; ++kind) {
       zp::testing::Rng rng(7000 + static_cast<std::uint32_t>(10 * wkind + kind));
       const std::size_t blocks = std::size_t{1} + static_cast<std::size_t>((7 * wkind + 3 * kind) % 17);
       const std::size_t n = blocks * kSuperBlock;
@@ -615,6 +616,7 @@ TEST_P(SimdKQuants, ImportanceEdgesEqualReference) {
           case 3: v *= (i / 32) % 2 ? 1e18f : 1e-18f; break;
           case 4: v *= 1e-39f; break;  // subnormal
           case 5: v = 0.5f * static_cast<float>(rng.integer(-3, 3)); break;  // ties, constant runs
+          case 6: v *= (i / 16) % 7 == 3 ? 1e30f : 1.0f; break;  // x^2 overflows: infinite weights
         }
         x[i] = v;
         float q = rng.uniform(0.0f, 2.0f);
@@ -627,10 +629,11 @@ TEST_P(SimdKQuants, ImportanceEdgesEqualReference) {
           // Decades apart, half of each 32 zero: with all-negative values a better trial's
           // minimum can (rarely) exceed the sub-block's largest value.
           case 5: q = (i / 16) % 2 ? 0.0f : std::pow(10.0f, rng.uniform(-4.0f, 4.0f)); break;
+          case 6: q = rng.integer(0, 99) == 0 ? 3e38f : q; break;  // a few infinite weights
         }
         w[i] = q;
       }
-      for (Type t : {Type::q2_K, Type::q4_K, Type::q5_K}) {
+      for (Type t : {Type::q2_K, Type::q3_K, Type::q4_K, Type::q5_K, Type::q6_K}) {
         const KType& k = ktype(t);
         SCOPED_TRACE(name(t) + " kind " + std::to_string(kind) + " weights " + std::to_string(wkind));
         EXPECT_EQ(quantize(k.simd, k, x, w), quantize(k.ref, k, x, w));
@@ -651,7 +654,35 @@ TEST_P(SimdKQuants, SearchWithARangeInvertedByABetterTrial) {
     x[i] = -std::fabs(rng.normal()) * (rng.integer(0, 7) == 0 ? 20.0f : 1.0f);
     w[i] = (i / 16) % 2 ? 0.0f : std::pow(10.0f, rng.uniform(-4.0f, 4.0f));
   }
-  for (Type t : {Type::q2_K, Type::q4_K, Type::q5_K}) {
+  for (Type t : {Type::q2_K, Type::q3_K, Type::q4_K, Type::q5_K, Type::q6_K}) {
+    const KType& k = ktype(t);
+    SCOPED_TRACE(name(t));
+    EXPECT_EQ(quantize(k.simd, k, x, w), quantize(k.ref, k, x, w));
+  }
+}
+
+// A regression case: one importance of 3e38 makes its weight infinite and the weighted sums of
+// its sub-block NaN, and through its summed weight the super-block scale fit's sums too. ggml's
+// `suml2 != 0` is true for NaN (the scale is NaN, stored as a NaN half); Highway's Ne is false
+// for NaN on AVX2 and AVX3, which once gave scale 0 there. Every super-block gets one such
+// weight, at a different place; a few get two, or one in every sub-block.
+TEST_P(SimdKQuants, ImportanceWithInfiniteWeightsEqualsReference) {
+  zp::testing::Rng rng(31337);
+  constexpr std::size_t kBlocks = 37;
+  std::vector<float> x(kBlocks * kSuperBlock), w(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] = rng.normal() * (i / kSuperBlock % 3 == 1 ? 1e-3f : 1.0f);
+    w[i] = rng.uniform(0.0f, 2.0f);
+  }
+  for (std::size_t b = 0; b < kBlocks; ++b) {
+    const std::size_t at = b * kSuperBlock + (b * 37) % kSuperBlock;
+    w[at] = 3e38f;
+    if (b % 5 == 2) w[b * kSuperBlock + (b * 91 + 7) % kSuperBlock] = 3e38f;
+    if (b % 11 == 4) {
+      for (std::size_t j = 0; j < kSuperBlock; j += 16) w[b * kSuperBlock + j + b % 16] = 3e38f;
+    }
+  }
+  for (Type t : {Type::q2_K, Type::q3_K, Type::q4_K, Type::q5_K, Type::q6_K}) {
     const KType& k = ktype(t);
     SCOPED_TRACE(name(t));
     EXPECT_EQ(quantize(k.simd, k, x, w), quantize(k.ref, k, x, w));
