@@ -308,7 +308,8 @@ HWY_INLINE void StoreBytes(void* p, RawBytes v, bool streaming) {
   if (streaming) _mm512_stream_si512(static_cast<__m512i*>(p), v);
   else _mm512_storeu_si512(p, v);
 }
-HWY_INLINE RawBytes FloorBytes(RawBytes v, int floor) { return _mm512_max_epi8(v, _mm512_set1_epi8(static_cast<char>(floor))); }
+HWY_INLINE RawBytes BytesOf(int value) { return _mm512_set1_epi8(static_cast<char>(value)); }
+HWY_INLINE RawBytes FloorBytes(RawBytes v, RawBytes floor) { return _mm512_max_epi8(v, floor); }
 // The low nibbles of 4N byte codes, two per byte (the earlier code in the low nibble).
 HWY_INLINE void StoreNibbles(void* p, RawBytes bytes) {
   const __m512i low = _mm512_set1_epi16(0x000F);
@@ -328,7 +329,8 @@ HWY_INLINE void StoreBytes(void* p, RawBytes v, bool streaming) {
   if (streaming) _mm256_stream_si256(static_cast<__m256i*>(p), v);
   else _mm256_storeu_si256(static_cast<__m256i*>(p), v);
 }
-HWY_INLINE RawBytes FloorBytes(RawBytes v, int floor) { return _mm256_max_epi8(v, _mm256_set1_epi8(static_cast<char>(floor))); }
+HWY_INLINE RawBytes BytesOf(int value) { return _mm256_set1_epi8(static_cast<char>(value)); }
+HWY_INLINE RawBytes FloorBytes(RawBytes v, RawBytes floor) { return _mm256_max_epi8(v, floor); }
 HWY_INLINE void StoreNibbles(void* p, RawBytes bytes) {
   const __m256i pairs = _mm256_or_si256(_mm256_and_si256(bytes, _mm256_set1_epi16(0x000F)),
                                         _mm256_and_si256(_mm256_srli_epi16(bytes, 4), _mm256_set1_epi16(0x00F0)));
@@ -391,6 +393,9 @@ HWY_INLINE size_t QuantizeFours(const In* HWY_RESTRICT x, size_t i, size_t n, Co
                                 const VectorQuantizer& quantizer, Quick quick) {
   const hn::ScalableTag<float> df;
   constexpr size_t N = hn::MaxLanes(decltype(df)());
+  // In a register before the loop: the byte stores may alias the quantizer, so a member read in
+  // the loop would be reloaded every iteration.
+  [[maybe_unused]] const RawBytes floor = BytesOf(quantizer.byte_floor());
   for (; i + 4 * N <= n; i += 4 * N) {
     if constexpr (kMemory == Memory::prefetch) {
       for (size_t line = 0; line < 4 * N * sizeof(In); line += 64) {
@@ -409,7 +414,7 @@ HWY_INLINE size_t QuantizeFours(const In* HWY_RESTRICT x, size_t i, size_t n, Co
       c3 = quantizer.Exact(LoadAsFloat(df, x + i + 3 * N));
     }
     auto bytes = PackFour<std::is_signed_v<Code>>(c0.raw, c1.raw, c2.raw, c3.raw);
-    if constexpr (kFloor) bytes = FloorBytes(bytes, quantizer.byte_floor());
+    if constexpr (kFloor) bytes = FloorBytes(bytes, floor);
     StoreBytes(q + i, bytes, kMemory == Memory::stream);
   }
   return i;
