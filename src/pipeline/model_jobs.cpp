@@ -232,6 +232,10 @@ std::map<std::string, QuantizedEntry> read_quantized_entries(const st::Checkpoin
   return out;
 }
 
+// Parts small enough that the thread waiting for a tensor (the first one, above all) finds some
+// left to read, large enough that a system call each is noise.
+constexpr std::size_t kReadPart = std::size_t{16} << 20;
+
 // Reads the tensors `order` names (indices into ck.tensors()) one ahead, as views.
 class TensorReadAhead {
  public:
@@ -240,15 +244,19 @@ class TensorReadAhead {
         order_(std::move(order)),
         reader_(
             order_.size(), [this](std::size_t k) { return static_cast<std::size_t>(info(k).size); },
-            [this](std::size_t k, std::span<std::byte> out) {
+            [this](std::size_t k, std::size_t offset, std::span<std::byte> out) {
               const st::TensorInfo& t = info(k);
               const st::File& file = ck_.files()[ck_.tensors()[order_[k]].file];
               if (!t.type) {
                 throw Error(fmt::format("{}: tensor '{}' has dtype {}, which zeropoint cannot read", file.path().string(),
                                         t.name, t.dtype));
               }
-              file.read(t, out);
-            }) {}
+              st::TensorInfo part = t;  // the same tensor, narrowed to this part of its bytes
+              part.offset += offset;
+              part.size = out.size();
+              file.read(part, out);
+            },
+            kReadPart) {}
 
   // The next tensor of the order; the previous view is invalid from now on.
   TensorView next() {
@@ -503,16 +511,15 @@ ModelReport dequantize_model(const fs::path& input, const fs::path& output, std:
       const auto off = bytes_of(n.offset, "F32", layout.param_shape, name);
       std::memcpy(q.params.offset.data(), off.data(), off.size());
     }
+    const DType to = out_dtype_of(e);
     Tensor values;
     try {
       q.params.check_fits(q.shape);
-      values = dequantize(q);
+      values = to == DType::f64 ? from_f32(dequantize(q), to) : dequantize(q, to);  // 16-bit: narrowed in the same pass
     } catch (const Error& ex) {
       throw Error(fmt::format("{}: tensor '{}': {}", file.path().string(), name, ex.what()));
     }
-    const DType to = out_dtype_of(e);
-    if (to == DType::f32) writer.write(values.bytes());
-    else writer.write(from_f32(values, to).bytes());
+    writer.write(values.bytes());
     done += codes.size();
     file.release(*src.info);
   }

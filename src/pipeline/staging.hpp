@@ -1,6 +1,7 @@
 // Reading tensors into memory of our own, one ahead of the one being worked on.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <future>
@@ -37,6 +38,11 @@ class ReadAhead {
   /// Item k has size(k) bytes, which read(k, buffer) fills (reporting failures by throwing).
   ReadAhead(std::size_t count, std::function<std::size_t(std::size_t)> size,
             std::function<void(std::size_t, std::span<std::byte>)> read);
+  /// The same, item k read in parts of part_bytes: read(k, offset, part) fills `part` with the
+  /// item's bytes from `offset` on. A thread that calls next() before the item is complete reads
+  /// parts too, instead of waiting (the first item, above all, has nothing to overlap with).
+  ReadAhead(std::size_t count, std::function<std::size_t(std::size_t)> size,
+            std::function<void(std::size_t, std::size_t, std::span<std::byte>)> read, std::size_t part_bytes);
   ReadAhead(const ReadAhead&) = delete;
   ReadAhead& operator=(const ReadAhead&) = delete;
   ~ReadAhead();
@@ -46,14 +52,20 @@ class ReadAhead {
 
  private:
   void start(std::size_t k);
+  // Reads parts of the item in flight until none is left to take.
+  void read_parts();
 
   std::size_t count_;
   std::function<std::size_t(std::size_t)> size_;
-  std::function<void(std::size_t, std::span<std::byte>)> read_;
+  std::function<void(std::size_t, std::size_t, std::span<std::byte>)> read_;
+  std::size_t part_bytes_;
   Staging buffers_[2];
   std::span<std::byte> filled_[2];
   std::future<void> pending_;
   std::size_t next_ = 0;
+  // The item being read, its number of parts and the next part to take.
+  std::size_t item_ = 0, parts_ = 0;
+  std::atomic<std::size_t> next_part_{0};
 };
 
 /// Room for `bytes` in `v` without touching it, in huge pages where the kernel gives them (the

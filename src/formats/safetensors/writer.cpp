@@ -1,12 +1,16 @@
 // Writing .safetensors files in a stream, and planning how a checkpoint is split into shards.
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <set>
+#include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
@@ -112,33 +116,63 @@ struct Writer::Impl {
   Impl(const std::filesystem::path& path, std::vector<PlannedTensor> planned, Layout l)
       : name(path.string()), tensors(std::move(planned)), layout(std::move(l)), file(path) {}
   ~Impl() {
+    wait_for_flush();  // it uses the descriptor
     if (out) std::fclose(out);
   }
 
   void put(const void* data, std::size_t size) {
-    if (size == 0) return;
-    if (std::fwrite(data, 1, size, out) != size) {
-      broken = true;
-      throw Error(fmt::format("{}: write failed: {}", name, std::strerror(errno)));
+    // In steps, so that the disk starts on the first part of a large tensor while the rest is
+    // still being copied into the page cache.
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    while (size > 0) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size, kStep));
+      if (std::fwrite(bytes, 1, n, out) != n) {
+        broken = true;
+        throw Error(fmt::format("{}: write failed: {}", name, std::strerror(errno)));
+      }
+      written += n;
+      bytes += n;
+      size -= n;
+      start_writeback();
     }
-    written += size;
-    start_writeback();
   }
 
   // commit() flushes the file to disk before renaming it (an atomic replace is only safe once the
-  // data is there). Asking the kernel to start writing each 64 MiB as soon as it is complete lets
-  // the disk work while the next tensors are computed, so the final flush has little left to do.
+  // data is there). Asking the kernel to start writing each step as soon as it is complete lets
+  // the disk work while the next tensors are computed. That is not enough on a virtual disk
+  // whose host caches writes: its flush at the end then writes everything to the real disk
+  // (0.26 s for 600 MB here, however early the data left the guest). So a second thread also
+  // flushes (fdatasync) whenever the previous flush is done and more has been written, and the
+  // final flush has about one step left.
+  static constexpr std::uint64_t kStep = std::uint64_t{16} << 20;
   void start_writeback() {
-#ifdef SYNC_FILE_RANGE_WRITE
-    constexpr std::uint64_t kStep = std::uint64_t{64} << 20;
     if (written - flushed < kStep) return;
     if (std::fflush(out) != 0) return;  // a real failure shows again at the next write or commit
     const std::uint64_t upto = written / kStep * kStep;
+#ifdef SYNC_FILE_RANGE_WRITE
     ::sync_file_range(::fileno(out), static_cast<off_t>(flushed), static_cast<off_t>(upto - flushed), SYNC_FILE_RANGE_WRITE);
-    flushed = upto;
 #endif
+    flushed = upto;
+    if (!flushing.valid() || flushing.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      wait_for_flush();
+      try {
+        flushing = std::async(std::launch::async, [fd = ::fileno(out)] { return ::fdatasync(fd) == 0 ? 0 : errno; });
+      } catch (const std::system_error&) {
+        // no thread to spare: commit() flushes everything, as it always does
+      }
+    }
   }
-  std::uint64_t flushed = 0;  // bytes handed to start_writeback
+  // Waits for the background flush, keeping its failure for commit(): once a flush has reported
+  // a failed writeback, the kernel does not report it again to a later fsync.
+  void wait_for_flush() noexcept {
+    if (!flushing.valid()) return;
+    const int err = flushing.get();
+    // EINVAL and ENOTSUP: a file that cannot be flushed, not a failed write.
+    if (flush_error == 0 && err != EINVAL && err != ENOTSUP) flush_error = err;
+  }
+  std::uint64_t flushed = 0;   // bytes handed to start_writeback
+  std::future<int> flushing;   // the background fdatasync, if any: 0 or its errno
+  int flush_error = 0;
 
   // Moves past finished tensors, including zero-size ones that never get a write().
   void skip_complete() {
@@ -201,10 +235,12 @@ void Writer::commit() {
     throw Error(fmt::format("{}: tensor {} is incomplete: {} of the {} bytes of {} x {} were written", w.name,
                             in_quotes(t.name), w.current_done, w.layout.sizes[w.current], t.dtype, shape_str(t.shape)));
   }
+  w.wait_for_flush();
   std::FILE* out = std::exchange(w.out, nullptr);
-  if (std::fclose(out) != 0) {
+  const int err = std::fclose(out) != 0 ? errno : w.flush_error;
+  if (err != 0) {
     w.broken = true;
-    throw Error(fmt::format("{}: write failed: {}", w.name, std::strerror(errno)));
+    throw Error(fmt::format("{}: write failed: {}", w.name, std::strerror(err)));
   }
   w.file.commit();
   w.committed = true;
