@@ -89,7 +89,7 @@ std::vector<std::int32_t> zero_points_from_codes(const TensorView& codes);
 /// whatever the number of threads.
 ErrorMetrics quantization_error(const TensorView& x, const QuantizedTensor& q);
 
-/// dequantize(quantize(x, params)) without storing the codes.
+/// dequantize(quantize(x, params)), bit for bit, in one pass and without storing the codes.
 Tensor fake_quantize(const TensorView& x, const QParams& params);
 
 /// The codes one per element, as i8/u8 (up to 8 bits) or i16/u16 (16 bits), shaped like the

@@ -388,7 +388,33 @@ Tensor dequantize(const QuantizedTensor& q, DType dtype) {
   return out;
 }
 
-Tensor fake_quantize(const TensorView& x, const QParams& params) { return dequantize(quantize(x, params)); }
+Tensor fake_quantize(const TensorView& x, const QParams& params) {
+  if (!is_float(x.dtype())) {
+    throw Error(fmt::format("cannot quantize a {} tensor: only float tensors (f32, f64, f16, bf16) can be quantized",
+                            dtype_name(x.dtype())));
+  }
+  params.check_fits(x.shape());
+  const bool direct = x.is_contiguous() && x.dtype() != DType::f64;
+  const Tensor converted = direct ? Tensor() : to_f32(x);
+  const void* src = direct ? x.data() : converted.data();
+  const DType in = direct ? x.dtype() : DType::f32;
+  const ParamLayout layout = ParamLayout::of(x.shape(), params.scheme);
+  const kernels::QuantizeSpec spec = kernels::quantize_spec(params.scheme);
+  Tensor out(DType::f32, x.shape());
+  float* values = out.span<float>().data();
+  // One pass: each chunk's codes (one per byte or short, never packed) stay in a buffer in cache
+  // and come back as values before the next chunk is read.
+  with_code_type(params.scheme, [&]<class Code>() {
+    for_each_chunk(x.numel(), [&](std::int64_t b, std::int64_t e) {
+      std::array<Code, kChunk> codes;
+      if (in == DType::f16) quantize_range<Input::f16, Code>(static_cast<const std::uint16_t*>(src), layout, params, spec, b, e, codes.data());
+      else if (in == DType::bf16) quantize_range<Input::bf16, Code>(static_cast<const std::uint16_t*>(src), layout, params, spec, b, e, codes.data());
+      else quantize_range<Input::f32, Code>(static_cast<const float*>(src), layout, params, spec, b, e, codes.data());
+      dequantize_range<Code>(codes.data(), layout, params, b, e, values + b);
+    });
+  });
+  return out;
+}
 
 bool stores_zero_point(const Scheme& s) noexcept { return s.zero_point == ZeroPointKind::integer && !s.symmetric; }
 

@@ -248,6 +248,31 @@ TEST(Dequantize, SixteenBitOutputsEqualNarrowingTheFloat32Result) {
   EXPECT_THROW(dequantize(q, DType::f16, short_out), Error);
 }
 
+// fake_quantize makes the codes of each chunk and turns them back in cache: the bits of
+// dequantize(quantize(x)), for every granularity, 16-bit inputs, several chunks and threads.
+TEST(FakeQuantize, OnePassEqualsDequantizeOfTheCodes) {
+  Rng rng(43);
+  Tensor x(DType::f32, {5, 9001});
+  for (float& v : x.span<float>()) v = rng.normal(2.0f);
+  const int threads_before = thread_count();
+  for (const char* text : {"int8", "uint8:asym", "int8:channel=0", "int8:channel=1", "int4:block=32",
+                           "uint4:block=7:asym", "int16:channel=1", "uint8:zp=float"}) {
+    const Scheme s = Scheme::parse(text);
+    for (DType dtype : {DType::f32, DType::bf16, DType::f16}) {
+      const Tensor input = from_f32(x, dtype);  // (a copy for f32)
+      const QParams p = compute_params(TensorView(input), s);
+      const Tensor expected = dequantize(quantize(TensorView(input), p));
+      for (int threads : {1, 2}) {
+        set_thread_count(threads);
+        const Tensor got = fake_quantize(TensorView(input), p);
+        ASSERT_EQ(got.shape(), expected.shape());
+        EXPECT_EQ(0, std::memcmp(got.data(), expected.data(), expected.nbytes())) << text << " " << dtype_name(dtype);
+      }
+    }
+  }
+  set_thread_count(threads_before);
+}
+
 TEST(Quantize, OtherFloatInputsMatchTheirFloat32Conversion) {
   Rng rng(3);
   const Tensor x32 = rng.heavy_tailed({3, 17});
