@@ -265,30 +265,42 @@ void validate_codes(const QuantizedTensor& q) {
   });
 }
 
-// quantize(x, params, q), calling after_chunk as quantize_all does.
-template <class AfterChunk>
-void quantize_with(const TensorView& x, const QParams& params, QuantizedTensor& q, const AfterChunk& after_chunk) {
+void require_float(const TensorView& x) {
   if (!is_float(x.dtype())) {
     throw Error(fmt::format("cannot quantize a {} tensor: only float tensors (f32, f64, f16, bf16) can be quantized",
                             dtype_name(x.dtype())));
   }
+}
+
+// Calls fn.template operator()<in>(values) with x's values as the kernels read them: f32, f16 and
+// bf16 where they lie (16-bit floats widen inside the kernels), anything else (f64, strided
+// views) converted to a float32 copy first.
+template <class Fn>
+void with_input(const TensorView& x, Fn&& fn) {
+  const bool direct = x.is_contiguous() && x.dtype() != DType::f64;
+  const Tensor converted = direct ? Tensor() : to_f32(x);
+  const void* src = direct ? x.data() : converted.data();
+  const DType in = direct ? x.dtype() : DType::f32;
+  if (in == DType::f16) fn.template operator()<Input::f16>(static_cast<const std::uint16_t*>(src));
+  else if (in == DType::bf16) fn.template operator()<Input::bf16>(static_cast<const std::uint16_t*>(src));
+  else fn.template operator()<Input::f32>(static_cast<const float*>(src));
+}
+
+// quantize(x, params, q), calling after_chunk as quantize_all does.
+template <class AfterChunk>
+void quantize_with(const TensorView& x, const QParams& params, QuantizedTensor& q, const AfterChunk& after_chunk) {
+  require_float(x);
   params.check_fits(x.shape());
   q.shape = x.shape();
   q.params = params;
   const std::int64_t n = x.numel();
   q.data.resize(static_cast<std::size_t>(packed_size(n, params.scheme.bits)));
-  // f32, f16 and bf16 are read where they lie (16-bit floats widen inside the kernel); anything
-  // else is first converted to a float32 copy.
-  const bool direct = x.is_contiguous() && x.dtype() != DType::f64;
-  const Tensor converted = direct ? Tensor() : to_f32(x);
-  const void* src = direct ? x.data() : converted.data();
-  const DType in = direct ? x.dtype() : DType::f32;
   const ParamLayout layout = ParamLayout::of(x.shape(), params.scheme);
   std::uint8_t* data = q.data.data();
   with_code_type(params.scheme, [&]<class Code>() {
-    if (in == DType::f16) quantize_all<Input::f16, Code>(static_cast<const std::uint16_t*>(src), n, layout, params, data, after_chunk);
-    else if (in == DType::bf16) quantize_all<Input::bf16, Code>(static_cast<const std::uint16_t*>(src), n, layout, params, data, after_chunk);
-    else quantize_all<Input::f32, Code>(static_cast<const float*>(src), n, layout, params, data, after_chunk);
+    with_input(x, [&]<Input in>(const InputElement<in>* values) {
+      quantize_all<in, Code>(values, n, layout, params, data, after_chunk);
+    });
   });
 }
 
@@ -389,15 +401,8 @@ Tensor dequantize(const QuantizedTensor& q, DType dtype) {
 }
 
 Tensor fake_quantize(const TensorView& x, const QParams& params) {
-  if (!is_float(x.dtype())) {
-    throw Error(fmt::format("cannot quantize a {} tensor: only float tensors (f32, f64, f16, bf16) can be quantized",
-                            dtype_name(x.dtype())));
-  }
+  require_float(x);
   params.check_fits(x.shape());
-  const bool direct = x.is_contiguous() && x.dtype() != DType::f64;
-  const Tensor converted = direct ? Tensor() : to_f32(x);
-  const void* src = direct ? x.data() : converted.data();
-  const DType in = direct ? x.dtype() : DType::f32;
   const ParamLayout layout = ParamLayout::of(x.shape(), params.scheme);
   const kernels::QuantizeSpec spec = kernels::quantize_spec(params.scheme);
   Tensor out(DType::f32, x.shape());
@@ -405,12 +410,12 @@ Tensor fake_quantize(const TensorView& x, const QParams& params) {
   // One pass: each chunk's codes (one per byte or short, never packed) stay in a buffer in cache
   // and come back as values before the next chunk is read.
   with_code_type(params.scheme, [&]<class Code>() {
-    for_each_chunk(x.numel(), [&](std::int64_t b, std::int64_t e) {
-      std::array<Code, kChunk> codes;
-      if (in == DType::f16) quantize_range<Input::f16, Code>(static_cast<const std::uint16_t*>(src), layout, params, spec, b, e, codes.data());
-      else if (in == DType::bf16) quantize_range<Input::bf16, Code>(static_cast<const std::uint16_t*>(src), layout, params, spec, b, e, codes.data());
-      else quantize_range<Input::f32, Code>(static_cast<const float*>(src), layout, params, spec, b, e, codes.data());
-      dequantize_range<Code>(codes.data(), layout, params, b, e, values + b);
+    with_input(x, [&]<Input in>(const InputElement<in>* input) {
+      for_each_chunk(x.numel(), [&](std::int64_t b, std::int64_t e) {
+        std::array<Code, kChunk> codes;
+        quantize_range<in, Code>(input, layout, params, spec, b, e, codes.data());
+        dequantize_range<Code>(codes.data(), layout, params, b, e, values + b);
+      });
     });
   });
   return out;

@@ -686,18 +686,20 @@ void SearchCodesK4(const float* x, std::uint8_t* L) {
                         false);
 }
 
-template <int kNmax>
-void FinishK4(const float* xb, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
+// The q4_K / q5_K tail once the header (d, dmin, 6-bit scales) is stored: the codes of every
+// sub-block requantized with its stored scale and min, `x / d` vectorized; a sub-block whose
+// stored scale is zero gets zero_scale(j), the reference's search for its codes. Then packed.
+template <int kNmax, class ZeroScale>
+void RequantizeK4(const float* xb, std::uint8_t* yb, std::uint8_t* L, const ZeroScale& zero_scale) {
   const DF df;
   const std::size_t N = hn::Lanes(df);
-  detail::kq_k4_scales(scales, mins, yb);
   const float dall = LoadHalf(yb), mall = LoadHalf(yb + 2);
   for (int j = 0; j < 8; ++j) {
     int sc, m;
     ScaleMinK4(j, yb + 4, sc, m);
     const float d = dall * static_cast<float>(sc);
     if (!d) {
-      SearchCodesK4<kNmax>(xb + 32 * j, L + 32 * j);
+      zero_scale(j);
       continue;
     }
     const VF vd = hn::Set(df, d), vdm = hn::Set(df, mall * static_cast<float>(m));
@@ -707,6 +709,12 @@ void FinishK4(const float* xb, const float* scales, const float* mins, std::uint
     }
   }
   detail::kq_k4_pack(L, kNmax, yb);
+}
+
+template <int kNmax>
+void FinishK4(const float* xb, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* yb) {
+  detail::kq_k4_scales(scales, mins, yb);
+  RequantizeK4<kNmax>(xb, yb, L, [&](int j) { SearchCodesK4<kNmax>(xb + 32 * j, L + 32 * j); });
 }
 
 // q6_K tail: detail::kq_q6_K_finish with the requantization `x / d` vectorized.
@@ -1013,8 +1021,6 @@ void PackScaleMinK4(const std::uint8_t* ls, const std::uint8_t* lm, std::uint8_t
 template <int kNmax>
 void FinishK4Weighted(const ChunkFits<8>& fits, std::size_t b, const float* xb, const float* qw, std::uint8_t* L,
                       std::uint8_t* yb) {
-  const DF df;
-  const std::size_t N = hn::Lanes(df);
   std::uint8_t ls[8], lm[8];
   for (int j = 0; j < 8; ++j) {
     ls[j] = fits.Code(b, 0, j);
@@ -1030,22 +1036,7 @@ void FinishK4Weighted(const ChunkFits<8>& fits, std::size_t b, const float* xb, 
   PackScaleMinK4(ls, lm, yb + 4);
   StoreHalf(yb, d_block);
   StoreHalf(yb + 2, m_block);
-  const float dall = LoadHalf(yb), mall = LoadHalf(yb + 2);
-  for (int j = 0; j < 8; ++j) {
-    int sc, m;
-    ScaleMinK4(j, yb + 4, sc, m);
-    const float d = dall * static_cast<float>(sc);
-    if (!d) {
-      SearchCodesWeighted(32, kNmax, 2.0f, xb, qw, j, L);
-      continue;
-    }
-    const VF vd = hn::Set(df, d), vdm = hn::Set(df, mall * static_cast<float>(m));
-    for (std::size_t i = 0; i < 32; i += N) {
-      const VF v = hn::Div(hn::Add(hn::LoadU(df, xb + 32 * j + i), vdm), vd);
-      hn::StoreU(hn::DemoteTo(DU8(), NearestClampedInt(df, v, 0, kNmax)), DU8(), L + 32 * j + i);
-    }
-  }
-  detail::kq_k4_pack(L, kNmax, yb);
+  RequantizeK4<kNmax>(xb, yb, L, [&](int j) { SearchCodesWeighted(32, kNmax, 2.0f, xb, qw, j, L); });
 }
 
 template <int kNmax>
