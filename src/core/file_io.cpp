@@ -50,7 +50,7 @@ std::vector<std::byte> read_file(const std::filesystem::path& path) {
 
 AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)) {
   const std::filesystem::path dir = target_.has_parent_path() ? target_.parent_path() : ".";
-  std::string pattern = (dir / ("." + target_.filename().string() + ".zp-tmp-XXXXXX")).string();
+  std::string pattern = (dir / fmt::format(".{}.zp-tmp-XXXXXX", target_.filename().string())).string();
   const int fd = ::mkstemp(pattern.data());
   if (fd < 0) {
     throw Error(fmt::format("{}: cannot create a file in {}: {}", target_.string(), dir.string(), sys_error()));

@@ -671,6 +671,19 @@ HWY_INLINE VI NearestClampedInt(DF df, VF v, int lo, int hi) {
   return hn::Sub(m, hn::Set(di, 0x00400000));
 }
 
+// The requantization of q3_K and q6_K: the 16 values of a sub-block with stored scale d get
+// nearest_int(x / d) clamped to [-kNmax, kNmax - 1], stored offset by kNmax.
+template <int kNmax>
+HWY_INLINE void RequantizeSixteen(const float* x, float d, std::int8_t* L) {
+  const DF df;
+  const DI di;
+  const VF vd = hn::Set(df, d);
+  for (std::size_t i = 0; i < 16; i += hn::Lanes(df)) {
+    const VI l = hn::Add(NearestClampedInt(df, hn::Div(hn::LoadU(df, x + i), vd), -kNmax, kNmax - 1), hn::Set(di, kNmax));
+    hn::StoreU(hn::DemoteTo(DI8(), l), DI8(), L + i);
+  }
+}
+
 // q4_K / q5_K tail: detail::kq_k4_finish with the requantization `(x + dm) / d` vectorized over
 // the values of a sub-block (the same operations per value).
 // The codes of the reference's search of one q4_K/q5_K sub-block (k4_block's weights and
@@ -719,9 +732,6 @@ void FinishK4(const float* xb, const float* scales, const float* mins, std::uint
 
 // q6_K tail: detail::kq_q6_K_finish with the requantization `x / d` vectorized.
 void FinishQ6K(const float* xb, const float* qw, const float* scales, std::int8_t* L, std::uint8_t* yb) {
-  const DF df;
-  const DI di;
-  const std::size_t N = hn::Lanes(df);
   if (!detail::kq_q6_K_scales(scales, yb)) return;
   const float dall = LoadHalf(yb + 208);
   const auto* sc = reinterpret_cast<const std::int8_t*>(yb + 192);
@@ -731,11 +741,7 @@ void FinishQ6K(const float* xb, const float* qw, const float* scales, std::int8_
       detail::kq_fit_symmetric(16, 32, xb + 16 * j, L + 16 * j, qw ? qw + 16 * j : nullptr);
       continue;
     }
-    const VF vd = hn::Set(df, d);
-    for (std::size_t i = 0; i < 16; i += N) {
-      const VI l = hn::Add(NearestClampedInt(df, hn::Div(hn::LoadU(df, xb + 16 * j + i), vd), -32, 31), hn::Set(di, 32));
-      hn::StoreU(hn::DemoteTo(DI8(), l), DI8(), L + 16 * j + i);
-    }
+    RequantizeSixteen<32>(xb + 16 * j, d, L + 16 * j);
   }
   detail::kq_q6_K_pack(L, yb);
 }
@@ -743,9 +749,6 @@ void FinishQ6K(const float* xb, const float* qw, const float* scales, std::int8_
 // q3_K tail: detail::kq_q3_K_scales, the requantization `x / d` vectorized, detail::kq_q3_K_pack;
 // sub-blocks whose stored scale is zero get the reference search's codes.
 void FinishQ3K(const float* xb, const float* scales, std::int8_t* L, std::uint8_t* yb) {
-  const DF df;
-  const DI di;
-  const std::size_t N = hn::Lanes(df);
   detail::kq_q3_K_scales(scales, yb);
   const float dall = LoadHalf(yb + 108);
   const std::uint8_t* sc = yb + 96;
@@ -757,11 +760,7 @@ void FinishQ3K(const float* xb, const float* scales, std::int8_t* L, std::uint8_
       detail::kq_fit_symmetric_q3(xb + 16 * j, L + 16 * j);
       continue;
     }
-    const VF vd = hn::Set(df, d);
-    for (std::size_t i = 0; i < 16; i += N) {
-      const VI l = hn::Add(NearestClampedInt(df, hn::Div(hn::LoadU(df, xb + 16 * j + i), vd), -4, 3), hn::Set(di, 4));
-      hn::StoreU(hn::DemoteTo(DI8(), l), DI8(), L + 16 * j + i);
-    }
+    RequantizeSixteen<4>(xb + 16 * j, d, L + 16 * j);
   }
   detail::kq_q3_K_pack(L, yb);
 }
@@ -1228,9 +1227,6 @@ struct Q3KChunkFits {
 // search (sigma2 computed once per super-block, only when one is needed).
 void FinishQ3KWeighted(const Q3KChunkFits& fits, std::size_t b, const float* xb, const float* qw, std::int8_t* L,
                        std::uint8_t* yb) {
-  const DF df;
-  const DI di;
-  const std::size_t N = hn::Lanes(df);
   std::uint8_t* sc = yb + 96;
   std::memset(sc, 0, 12);
   int code[16];
@@ -1257,11 +1253,7 @@ void FinishQ3KWeighted(const Q3KChunkFits& fits, std::size_t b, const float* xb,
       detail::kq_fit_symmetric(16, 4, xb + 16 * j, L + 16 * j, weight);
       continue;
     }
-    const VF vd = hn::Set(df, d);
-    for (std::size_t i = 0; i < 16; i += N) {
-      const VI l = hn::Add(NearestClampedInt(df, hn::Div(hn::LoadU(df, xb + 16 * j + i), vd), -4, 3), hn::Set(di, 4));
-      hn::StoreU(hn::DemoteTo(DI8(), l), DI8(), L + 16 * j + i);
-    }
+    RequantizeSixteen<4>(xb + 16 * j, d, L + 16 * j);
   }
   detail::kq_q3_K_pack(L, yb);
 }
