@@ -30,6 +30,9 @@ class ErrorAccumulator {
  public:
   /// reference[i] against approx[i], elements first_index, first_index + 1, ...
   void add(std::span<const float> reference, std::span<const float> approx, std::int64_t first_index) noexcept;
+  /// add() for a reference the caller has already found finite everywhere: the same sums, without
+  /// a scan for NaN and infinity. (A non-finite reference value here makes the sums non-finite.)
+  void add_finite(std::span<const float> reference, std::span<const float> approx, std::int64_t first_index) noexcept;
   /// Appends another accumulator's elements (which come after these).
   void merge(const ErrorAccumulator& later) noexcept;
   ErrorMetrics result() const noexcept;

@@ -34,8 +34,12 @@ void ErrorAccumulator::add(std::span<const float> r, std::span<const float> a, s
     }
     return;
   }
-  // All finite: the SIMD sums (their order of additions is fixed, so the bits do not depend on
-  // the instruction set).
+  add_finite(r, a, first_index);
+}
+
+void ErrorAccumulator::add_finite(std::span<const float> r, std::span<const float> a, std::int64_t first_index) noexcept {
+  // The SIMD sums: their order of additions is fixed, so the bits do not depend on the
+  // instruction set.
   if (r.empty()) return;
   const kernels::ErrorSums sums = kernels::f32_error_sums(r, a);
   sum_err2_ += sums.err2;

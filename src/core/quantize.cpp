@@ -504,10 +504,12 @@ struct BatchGrid {
   }
 };
 
-// Accumulates the error of codes [begin, end) of q (already written) against `reference`.
+// Accumulates the error of codes [begin, end) of q (already written) against `reference`, which
+// the caller may know to be finite (its range pass found no NaN or infinity).
+enum class Reference { maybe_nonfinite, finite };
 template <class Code>
 void measure_batch(const QuantizedTensor& q, const ParamLayout& layout, std::int64_t begin, std::int64_t end,
-                   std::span<const float> reference, ErrorAccumulator& acc) {
+                   std::span<const float> reference, Reference kind, ErrorAccumulator& acc) {
   thread_local std::vector<float> approx;
   thread_local std::vector<std::uint8_t> unpacked;
   const int cbits = container_bits(q.params.scheme.bits);
@@ -520,7 +522,8 @@ void measure_batch(const QuantizedTensor& q, const ParamLayout& layout, std::int
     codes = reinterpret_cast<const Code*>(unpacked.data());
   }
   dequantize_range<Code>(codes, layout, q.params, begin, end, approx.data());
-  acc.add(reference, approx, begin);
+  if (kind == Reference::finite) acc.add_finite(reference, approx, begin);
+  else acc.add(reference, approx, begin);
 }
 
 ErrorMetrics merged(const std::vector<ErrorAccumulator>& parts) {
@@ -545,7 +548,7 @@ ErrorMetrics quantization_error(const TensorView& x, const QuantizedTensor& q) {
     grid.for_each([&](std::int64_t k, std::int64_t b, std::int64_t e) {
       thread_local std::vector<float> widened;
       const std::span<const float> reference = detail::float_values(x.data(), x.dtype(), b, e, widened);
-      measure_batch<Code>(q, layout, b, e, reference, parts[static_cast<std::size_t>(k)]);
+      measure_batch<Code>(q, layout, b, e, reference, Reference::maybe_nonfinite, parts[static_cast<std::size_t>(k)]);
     });
   });
   return merged(parts);
@@ -653,6 +656,7 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
     if (cbits < 8 && !packed) pack_chunk(codes.data(), count, cbits, q.data.data() + begin * cbits / 8);
   };
 
+  const Reference known = options.ignore_nonfinite ? Reference::maybe_nonfinite : Reference::finite;
   with_code_type(scheme, [&]<class Code>() {
     // Batches of about kChunk elements on the grid quantization_error uses (whole runs each), so
     // that the error measured here, while the batch is in cache, has the same bits.
@@ -662,12 +666,13 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
       thread_local std::vector<Code> codes;
       batch.template operator()<Code>(begin, end, widened, codes);
       if (error_parts && first_bad.index() >= n) {
-        // The batch's values as float32: x itself, or what batch() widened into `widened`.
+        // The batch's values as float32: x itself, or what batch() widened into `widened`. Unless
+        // NaN and infinity are ignored, they are finite: batch() found their range.
         const auto count = static_cast<std::size_t>(end - begin);
         const std::span<const float> values = x.dtype() == DType::f32
                                                   ? std::span<const float>(static_cast<const float*>(x.data()) + begin, count)
                                                   : std::span<const float>(widened.data(), count);
-        measure_batch<Code>(q, layout, begin, end, values, (*error_parts)[static_cast<std::size_t>(k)]);
+        measure_batch<Code>(q, layout, begin, end, values, known, (*error_parts)[static_cast<std::size_t>(k)]);
       }
     });
   });
@@ -712,11 +717,13 @@ void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& o
   const ParamLayout layout = ParamLayout::of(x.shape(), scheme);
   const BatchGrid grid{layout, false, x.numel()};
   std::vector<ErrorAccumulator> parts(static_cast<std::size_t>(grid.batches()));
+  // compute_params found no NaN or infinity, unless told to ignore them.
+  const Reference known = options.ignore_nonfinite ? Reference::maybe_nonfinite : Reference::finite;
   with_code_type(scheme, [&]<class Code>() {
     quantize_with(x, params, out, [&](std::int64_t b, std::int64_t e) {
       thread_local std::vector<float> widened;
       const std::span<const float> reference = detail::float_values(x.data(), x.dtype(), b, e, widened);
-      measure_batch<Code>(out, layout, b, e, reference, parts[static_cast<std::size_t>(b / kChunk)]);
+      measure_batch<Code>(out, layout, b, e, reference, known, parts[static_cast<std::size_t>(b / kChunk)]);
     });
   });
   error = merged(parts);

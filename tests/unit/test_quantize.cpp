@@ -436,6 +436,27 @@ TEST(Metrics, KnownValues) {
   EXPECT_EQ(skipped.count, 1);
 }
 
+// add_finite skips add's scan for NaN and infinity; on finite values the sums are the same bits.
+TEST(Metrics, AddFiniteEqualsAddOnFiniteValues) {
+  Rng rng(37);
+  std::vector<float> r(1003), a(1003);
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    r[i] = rng.normal(1.0f);
+    a[i] = r[i] + rng.normal(0.01f);
+  }
+  a[517] = r[517] + 0.5f;  // the largest error
+  ErrorAccumulator checked, trusted;
+  checked.add(r, a, 40);
+  trusted.add_finite(r, a, 40);
+  const ErrorMetrics x = checked.result(), y = trusted.result();
+  EXPECT_EQ(x.count, y.count);
+  EXPECT_EQ(x.mse, y.mse);
+  EXPECT_EQ(x.cosine, y.cosine);
+  EXPECT_EQ(x.sqnr_db, y.sqnr_db);
+  EXPECT_EQ(x.max_abs_error, y.max_abs_error);
+  EXPECT_EQ(y.max_abs_error_index, 40 + 517);
+}
+
 // The chunked measurement equals the one on full float copies (up to the order of the double
 // sums) for packed and byte codes, from f32 and bf16, and does not depend on the thread count.
 TEST(Metrics, QuantizationErrorMatchesTheFullCopyMeasurement) {
