@@ -11,6 +11,7 @@
 
 #include "calib/mse.hpp"
 #include "core/chunk_input.hpp"
+#include "core/quantize_parts.hpp"
 #include "core/runs.hpp"
 #include "core/thread_pool.hpp"
 #include "zeropoint/error.hpp"
@@ -164,9 +165,7 @@ Ranges observe(const TensorView& x, const Scheme& scheme, const ObserveOptions& 
       const Tensor one = to_f32(TensorView(static_cast<const std::byte*>(src) + bad * static_cast<std::int64_t>(dtype_size(in)), in, {1}));
       return one.span<float>()[0];
     }();
-    throw NonFiniteError(fmt::format("{} has {} at index {}: a non-finite value has no code", who, describe(value),
-                                     index_str(x.shape(), bad)),
-                         bad);
+    throw detail::nonfinite_value_error(options, value, x.shape(), bad);
   }
   for (const Partial& p : cut_runs) {
     const auto g = static_cast<std::size_t>(p.group);
@@ -184,6 +183,17 @@ Ranges observe(const TensorView& x, const Scheme& scheme, const ObserveOptions& 
 Ranges observe_minmax(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {
   return observe(x, scheme, options, false);
 }
+
+namespace detail {
+
+NonFiniteError nonfinite_value_error(const ObserveOptions& options, float value, const Shape& shape, std::int64_t flat) {
+  const std::string who = options.name.empty() ? std::string("tensor") : fmt::format("tensor '{}'", options.name);
+  return NonFiniteError(fmt::format("{} has {} at index {}: a non-finite value has no code", who, describe(value),
+                                    index_str(shape, flat)),
+                        flat);
+}
+
+}  // namespace detail
 
 QParams compute_params(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {
   const bool symmetric_range = scheme.symmetric && scheme.zero_point != ZeroPointKind::float_offset;

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "core/chunk_input.hpp"
+#include "core/quantize_parts.hpp"
 #include "core/runs.hpp"
 #include "core/thread_pool.hpp"
 #include "zeropoint/observe.hpp"
@@ -505,11 +506,12 @@ struct BatchGrid {
 };
 
 // Accumulates the error of codes [begin, end) of q (already written) against `reference`, which
-// the caller may know to be finite (its range pass found no NaN or infinity).
+// the caller may know to be finite (its range pass found no NaN or infinity), as the elements
+// index_base + begin, ... (x may be a part of a larger tensor).
 enum class Reference { maybe_nonfinite, finite };
 template <class Code>
 void measure_batch(const QuantizedTensor& q, const ParamLayout& layout, std::int64_t begin, std::int64_t end,
-                   std::span<const float> reference, Reference kind, ErrorAccumulator& acc) {
+                   std::span<const float> reference, Reference kind, std::int64_t index_base, ErrorAccumulator& acc) {
   thread_local std::vector<float> approx;
   thread_local std::vector<std::uint8_t> unpacked;
   const int cbits = container_bits(q.params.scheme.bits);
@@ -522,14 +524,18 @@ void measure_batch(const QuantizedTensor& q, const ParamLayout& layout, std::int
     codes = reinterpret_cast<const Code*>(unpacked.data());
   }
   dequantize_range<Code>(codes, layout, q.params, begin, end, approx.data());
-  if (kind == Reference::finite) acc.add_finite(reference, approx, begin);
-  else acc.add(reference, approx, begin);
+  if (kind == Reference::finite) acc.add_finite(reference, approx, index_base + begin);
+  else acc.add(reference, approx, index_base + begin);
 }
 
 ErrorMetrics merged(const std::vector<ErrorAccumulator>& parts) {
   ErrorAccumulator total;
   for (const ErrorAccumulator& part : parts) total.merge(part);
   return total.result();
+}
+
+void merge_into(ErrorAccumulator& total, const std::vector<ErrorAccumulator>& parts) {
+  for (const ErrorAccumulator& part : parts) total.merge(part);
 }
 
 }  // namespace
@@ -548,7 +554,7 @@ ErrorMetrics quantization_error(const TensorView& x, const QuantizedTensor& q) {
     grid.for_each([&](std::int64_t k, std::int64_t b, std::int64_t e) {
       thread_local std::vector<float> widened;
       const std::span<const float> reference = detail::float_values(x.data(), x.dtype(), b, e, widened);
-      measure_batch<Code>(q, layout, b, e, reference, Reference::maybe_nonfinite, parts[static_cast<std::size_t>(k)]);
+      measure_batch<Code>(q, layout, b, e, reference, Reference::maybe_nonfinite, 0, parts[static_cast<std::size_t>(k)]);
     });
   });
   return merged(parts);
@@ -560,7 +566,7 @@ namespace {
 // One pass: each thread takes the runs that start in its range, in batches of about kChunk
 // elements: widen (16-bit input), find the range of each run, choose its parameters, quantize.
 void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme& scheme, const ObserveOptions& options,
-                    QuantizedTensor& q, std::vector<ErrorAccumulator>* error_parts) {
+                    QuantizedTensor& q, std::vector<ErrorAccumulator>* error_parts, std::int64_t index_base = 0) {
   const std::int64_t n = x.numel();
   q.shape = x.shape();
   q.params.scheme = scheme;
@@ -672,7 +678,7 @@ void quantize_fused(const TensorView& x, const ParamLayout& layout, const Scheme
         const std::span<const float> values = x.dtype() == DType::f32
                                                   ? std::span<const float>(static_cast<const float*>(x.data()) + begin, count)
                                                   : std::span<const float>(widened.data(), count);
-        measure_batch<Code>(q, layout, begin, end, values, known, (*error_parts)[static_cast<std::size_t>(k)]);
+        measure_batch<Code>(q, layout, begin, end, values, known, index_base, (*error_parts)[static_cast<std::size_t>(k)]);
       }
     });
   });
@@ -695,26 +701,32 @@ void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& o
 
 void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options, QuantizedTensor& out,
               ErrorMetrics& error) {
+  ErrorAccumulator total;
+  detail::quantize_measuring(x, scheme, options, out, total, 0);
+  error = total.result();
+}
+
+namespace detail {
+
+void quantize_measuring(const TensorView& x, const Scheme& scheme, const ObserveOptions& options, QuantizedTensor& out,
+                        ErrorAccumulator& error, std::int64_t index_base) {
   scheme.validate();
   const bool direct = x.is_contiguous() && (x.dtype() == DType::f32 || x.dtype() == DType::f16 || x.dtype() == DType::bf16);
-  if (direct && x.numel() > 0) {
-    const ParamLayout layout = ParamLayout::of(x.shape(), scheme);
-    if (fusable(layout, scheme)) {
-      std::vector<ErrorAccumulator> parts(static_cast<std::size_t>(BatchGrid{layout, true, x.numel()}.batches()));
-      quantize_fused(x, layout, scheme, options, out, &parts);
-      error = merged(parts);
-      return;
-    }
-  }
-  const QParams params = compute_params(x, scheme, options);
   if (!direct || x.numel() == 0) {
-    quantize(x, params, out);
-    error = quantization_error(x, out);
+    quantize(x, compute_params(x, scheme, options), out);
+    error.add(to_f32(x).span<float>(), dequantize(out).span<float>(), index_base);  // as measure_error
     return;
   }
+  const ParamLayout layout = ParamLayout::of(x.shape(), scheme);
+  if (fusable(layout, scheme)) {
+    std::vector<ErrorAccumulator> parts(static_cast<std::size_t>(BatchGrid{layout, true, x.numel()}.batches()));
+    quantize_fused(x, layout, scheme, options, out, &parts, index_base);
+    merge_into(error, parts);
+    return;
+  }
+  const QParams params = compute_params(x, scheme, options);
   // The error of each chunk while it is in cache, on quantization_error's grid (chunks of
   // kChunk, as quantize_all's): the same bits, one pass over x fewer.
-  const ParamLayout layout = ParamLayout::of(x.shape(), scheme);
   const BatchGrid grid{layout, false, x.numel()};
   std::vector<ErrorAccumulator> parts(static_cast<std::size_t>(grid.batches()));
   // compute_params found no NaN or infinity, unless told to ignore them.
@@ -723,11 +735,13 @@ void quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& o
     quantize_with(x, params, out, [&](std::int64_t b, std::int64_t e) {
       thread_local std::vector<float> widened;
       const std::span<const float> reference = detail::float_values(x.data(), x.dtype(), b, e, widened);
-      measure_batch<Code>(out, layout, b, e, reference, known, parts[static_cast<std::size_t>(b / kChunk)]);
+      measure_batch<Code>(out, layout, b, e, reference, known, index_base, parts[static_cast<std::size_t>(b / kChunk)]);
     });
   });
-  error = merged(parts);
+  merge_into(error, parts);
 }
+
+}  // namespace detail
 
 QuantizedTensor quantize(const TensorView& x, const Scheme& scheme, const ObserveOptions& options) {
   QuantizedTensor q;

@@ -19,6 +19,7 @@
 #include "core/file_io.hpp"
 #include "zeropoint/error.hpp"
 #include "pipeline/ggml_convert.hpp"
+#include "core/quantize_parts.hpp"
 #include "pipeline/staging.hpp"
 #include "zeropoint/formats/gguf.hpp"
 #include "zeropoint/formats/safetensors.hpp"
@@ -142,9 +143,14 @@ class ShardedWriter {
     for (std::size_t k = 0; k < files.files.size(); ++k) writers_.emplace_back(files.files[k], per_shard[k], metadata);
   }
 
-  // The data of the next planned tensor.
+  // The next bytes of the planned tensors, in their order: a tensor's data in one call or in
+  // several, never two tensors' in one.
   void write(std::span<const std::byte> data) {
-    writers_[files_.shard_of[next_++]].write(data);
+    skip_complete();
+    if (data.empty()) return;
+    writers_[files_.shard_of[next_]].write(data);  // which refuses more than its tensor holds
+    done_ += data.size();
+    skip_complete();
   }
   template <class T>
   void write(const std::vector<T>& values) {
@@ -169,10 +175,19 @@ class ShardedWriter {
   }
 
  private:
+  void skip_complete() {
+    while (next_ < planned_.size() &&
+           done_ == st::byte_size(*st::dtype_info(planned_[next_].dtype), planned_[next_].shape)) {
+      ++next_;
+      done_ = 0;
+    }
+  }
+
   const OutputFiles& files_;
   const std::vector<st::PlannedTensor>& planned_;
   std::vector<st::Writer> writers_;
-  std::size_t next_ = 0;
+  std::size_t next_ = 0;    // the planned tensor being written
+  std::uint64_t done_ = 0;  // its bytes written so far
 };
 
 std::uint64_t data_bytes(const st::PlannedTensor& t) { return st::byte_size(*st::dtype_info(t.dtype), t.shape); }
@@ -236,48 +251,107 @@ std::map<std::string, QuantizedEntry> read_quantized_entries(const st::Checkpoin
 // left to read, large enough that a system call each is noise.
 constexpr std::size_t kReadPart = std::size_t{16} << 20;
 
-// Reads the tensors `order` names (indices into ck.tensors()) one ahead, as views.
+// A tensor's rows [first_row, first_row + rows) along its first axis (all of it when rows is its
+// first dimension, or for a scalar).
+struct Piece {
+  std::size_t tensor;  // index into ck.tensors()
+  std::int64_t first_row = 0, rows = 0;
+};
+
+// Reads the pieces `order` names one ahead, as views.
 class TensorReadAhead {
  public:
-  TensorReadAhead(const st::Checkpoint& ck, std::vector<std::size_t> order)
+  TensorReadAhead(const st::Checkpoint& ck, std::vector<Piece> order)
       : ck_(ck),
         order_(std::move(order)),
         reader_(
-            order_.size(), [this](std::size_t k) { return static_cast<std::size_t>(info(k).size); },
+            order_.size(), [this](std::size_t k) { return static_cast<std::size_t>(bytes(k)); },
             [this](std::size_t k, std::size_t offset, std::span<std::byte> out) {
               const st::TensorInfo& t = info(k);
-              const st::File& file = ck_.files()[ck_.tensors()[order_[k]].file];
+              const st::File& file = ck_.files()[ck_.tensors()[order_[k].tensor].file];
               if (!t.type) {
                 throw Error(fmt::format("{}: tensor '{}' has dtype {}, which zeropoint cannot read", file.path().string(),
                                         t.name, t.dtype));
               }
               st::TensorInfo part = t;  // the same tensor, narrowed to this part of its bytes
-              part.offset += offset;
+              part.offset += first_byte(k) + offset;
               part.size = out.size();
               file.read(part, out);
             },
             kReadPart) {}
+  // Whole tensors.
+  TensorReadAhead(const st::Checkpoint& ck, const std::vector<std::size_t>& tensors)
+      : TensorReadAhead(ck, whole(ck, tensors)) {}
 
-  // The next tensor of the order; the previous view is invalid from now on.
+  // The next piece; the previous view is invalid from now on.
   TensorView next() {
-    const st::TensorInfo& t = info(next_++);
-    return TensorView(reader_.next().data(), *t.type, t.shape);
+    const std::size_t k = next_++;
+    return TensorView(reader_.next().data(), *info(k).type, shape(k));
   }
 
  private:
-  const st::TensorInfo& info(std::size_t k) const { return *ck_.tensors()[order_[k]].info; }
+  static std::vector<Piece> whole(const st::Checkpoint& ck, const std::vector<std::size_t>& tensors) {
+    std::vector<Piece> out;
+    for (std::size_t i : tensors) {
+      const Shape& shape = ck.tensors()[i].info->shape;
+      out.push_back({i, 0, shape.empty() ? 1 : shape[0]});
+    }
+    return out;
+  }
+  const st::TensorInfo& info(std::size_t k) const { return *ck_.tensors()[order_[k].tensor].info; }
+  Shape shape(std::size_t k) const {
+    Shape out = info(k).shape;
+    if (!out.empty()) out[0] = order_[k].rows;
+    return out;
+  }
+  // Bytes per row of the first axis: the whole tensor for a scalar or an empty one.
+  std::uint64_t row_bytes(std::size_t k) const {
+    const st::TensorInfo& t = info(k);
+    return t.shape.empty() || t.shape[0] == 0 ? t.size : t.size / static_cast<std::uint64_t>(t.shape[0]);
+  }
+  std::uint64_t first_byte(std::size_t k) const { return row_bytes(k) * static_cast<std::uint64_t>(order_[k].first_row); }
+  std::uint64_t bytes(std::size_t k) const {
+    const st::TensorInfo& t = info(k);
+    return t.shape.empty() || t.shape[0] == 0 ? t.size : row_bytes(k) * static_cast<std::uint64_t>(order_[k].rows);
+  }
 
   const st::Checkpoint& ck_;
-  std::vector<std::size_t> order_;
+  std::vector<Piece> order_;
   detail::ReadAhead reader_;
   std::size_t next_ = 0;
 };
 
-// The largest codes of any tensor the report quantizes.
-std::size_t largest_codes(const ModelReport& r) {
+// Tensors larger than this are quantized a slab of rows at a time where the scheme allows.
+constexpr std::uint64_t kPieceBytes = std::uint64_t{16} << 20;
+
+// How many rows of the first axis each piece of a tensor gets: all of them, unless quantizing a
+// slab of rows on its own gives the same codes and parameters as the whole tensor (its groups
+// never span two rows: a scale per row, or blocks along a later axis; the slab's codes fill
+// whole bytes; the input is float32, float16 or bfloat16, read in place), the tensor is larger
+// than kPieceBytes and its rows are not. Then a piece's codes and parameters are the
+// consecutive part of the whole tensor's, and the staging memory is two pieces, not two copies of
+// the largest tensor (fresh memory is slow to touch on the virtual machines this runs on).
+std::int64_t rows_per_piece(const st::TensorInfo& t, const Scheme& scheme) {
+  const std::int64_t all = t.shape.empty() ? 1 : t.shape[0];
+  if (t.shape.size() < 2 || all < 2 || t.size <= kPieceBytes) return all;
+  if (!t.type || (*t.type != DType::f32 && *t.type != DType::f16 && *t.type != DType::bf16)) return all;
+  const ParamLayout layout = ParamLayout::of(t.shape, scheme);
+  const bool per_row = (layout.granularity == Granularity::channel && layout.outer == 1) ||
+                       (layout.granularity == Granularity::block && layout.outer > 1);
+  const std::uint64_t row_bytes = t.size / static_cast<std::uint64_t>(all);
+  const std::int64_t row_values = checked_numel(t.shape) / all;
+  if (!per_row || row_values * container_bits(scheme.bits) % 8 != 0 || row_bytes > kPieceBytes) return all;
+  return static_cast<std::int64_t>(kPieceBytes / row_bytes);
+}
+
+// The largest codes of any piece.
+std::size_t largest_codes(const st::Checkpoint& ck, const std::vector<Piece>& pieces, const ModelReport& r) {
   std::size_t out = 0;
-  for (const TensorRecord& t : r.tensors) {
-    if (t.scheme) out = std::max(out, static_cast<std::size_t>(packed_size(checked_numel(t.shape), t.scheme->bits)));
+  for (const Piece& p : pieces) {
+    const TensorRecord& t = r.tensors[p.tensor];
+    const std::int64_t all = t.shape.empty() ? 1 : t.shape[0];
+    const std::int64_t values = all == 0 ? 0 : checked_numel(ck.tensors()[p.tensor].info->shape) / all * p.rows;
+    out = std::max(out, static_cast<std::size_t>(packed_size(t.shape.empty() ? 1 : values, t.scheme->bits)));
   }
   return out;
 }
@@ -299,6 +373,14 @@ double TensorRecord::bits_per_weight() const noexcept {
 }
 
 // --- quantize ---------------------------------------------------------------------------------
+
+namespace {
+// The value at `flat` of a float tensor, as float32 (for an error message).
+float nonfinite_at(const TensorView& x, std::int64_t flat) {
+  const auto* at = static_cast<const std::byte*>(x.data()) + flat * static_cast<std::int64_t>(dtype_size(x.dtype()));
+  return to_f32(TensorView(at, x.dtype(), {1})).span<float>()[0];
+}
+}  // namespace
 
 ModelReport quantize_model(const fs::path& input, const fs::path& output, const ModelQuantizeOptions& options) {
   const auto start = Clock::now();
@@ -356,13 +438,20 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
   std::map<std::string, std::string> metadata = ck.metadata();
   metadata[kMetadataKey] = describe_quantized(quantized);
   ShardedWriter writer(files, planned, metadata);
-  QuantizedTensor q;  // reused: fresh memory is slow to touch
-  detail::reserve_huge(q.data, largest_codes(report));
-  std::vector<std::size_t> to_read;
+  std::vector<Piece> pieces;
+  std::vector<std::int64_t> piece_rows(decisions.size(), 0);
   for (std::size_t i = 0; i < decisions.size(); ++i) {
-    if (decisions[i].quantize) to_read.push_back(i);
+    if (!decisions[i].quantize) continue;
+    const st::TensorInfo& t = *ck.tensors()[i].info;
+    const std::int64_t all = t.shape.empty() ? 1 : t.shape[0];
+    piece_rows[i] = rows_per_piece(t, decisions[i].scheme);
+    for (std::int64_t row = 0; row < all || row == 0; row += std::max<std::int64_t>(piece_rows[i], 1)) {
+      pieces.push_back({i, row, std::min(piece_rows[i], all - row)});
+    }
   }
-  TensorReadAhead reader(ck, std::move(to_read));
+  QuantizedTensor q;  // reused: fresh memory is slow to touch
+  detail::reserve_huge(q.data, largest_codes(ck, pieces, report));
+  TensorReadAhead reader(ck, pieces);
   std::uint64_t done = 0, total_out = 0;
   for (const st::PlannedTensor& p : planned) total_out += data_bytes(p);
   for (std::size_t i = 0; i < ck.tensors().size(); ++i) {
@@ -373,21 +462,44 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
     if (!decisions[i].quantize) {
       writer.write(file.bytes(t));
     } else {
-      const TensorView x = reader.next();
       ObserveOptions observe = options.observe;
       observe.name = t.name;
-      try {
-        r.error.emplace();
-        quantize(x, decisions[i].scheme, observe, q, *r.error);
-      } catch (const NonFiniteError& e) {
-        throw NonFiniteError(fmt::format("{}: {}", file.path().string(), e.what()), e.flat_index());
-      } catch (const Error& e) {
-        throw Error(fmt::format("{}: {}", file.path().string(), e.what()));
+      // Piece by piece (one, unless rows_per_piece allows more): the codes go out as they come,
+      // the parameters follow them in the file and are gathered meanwhile.
+      ErrorAccumulator error;
+      std::vector<float> scale, offset;
+      std::vector<std::byte> zero_point;
+      const std::int64_t all = t.shape.empty() ? 1 : t.shape[0];
+      const std::int64_t row_values = all == 0 ? 0 : checked_numel(t.shape) / all;
+      for (std::int64_t row = 0; row < all || row == 0; row += std::max<std::int64_t>(piece_rows[i], 1)) {
+        const TensorView x = reader.next();
+        try {
+          detail::quantize_measuring(x, decisions[i].scheme, observe, q, error, row * row_values);
+        } catch (const NonFiniteError& e) {
+          const NonFiniteError whole =
+              row == 0 ? e : detail::nonfinite_value_error(observe, nonfinite_at(x, e.flat_index()), t.shape,
+                                                           row * row_values + e.flat_index());
+          throw NonFiniteError(fmt::format("{}: {}", file.path().string(), whole.what()), whole.flat_index());
+        } catch (const Error& e) {
+          throw Error(fmt::format("{}: {}", file.path().string(), e.what()));
+        }
+        writer.write(std::as_bytes(std::span<const std::uint8_t>(q.data)));
+        scale.insert(scale.end(), q.params.scale.begin(), q.params.scale.end());
+        if (stores_zero_point(q.params.scheme)) {
+          const Tensor codes = zero_points_as_codes(q.params);
+          zero_point.insert(zero_point.end(), codes.bytes().begin(), codes.bytes().end());
+        }
+        if (q.params.scheme.zero_point == ZeroPointKind::float_offset) {
+          offset.insert(offset.end(), q.params.offset.begin(), q.params.offset.end());
+        }
+        done += static_cast<std::uint64_t>(x.numel()) * dtype_size(x.dtype());
+        if (options.progress) options.progress(done, report.bytes_in, t.name);
       }
-      writer.write(std::as_bytes(std::span<const std::uint8_t>(q.data)));
-      writer.write(q.params.scale);
-      if (stores_zero_point(q.params.scheme)) writer.write(zero_points_as_codes(q.params).bytes());
-      if (q.params.scheme.zero_point == ZeroPointKind::float_offset) writer.write(q.params.offset);
+      done -= t.size;  // counted again below, with the tensors left as they are
+      r.error = error.result();
+      writer.write(scale);
+      writer.write(std::span<const std::byte>(zero_point));
+      writer.write(offset);
     }
     file.release(t);
     done += t.size;

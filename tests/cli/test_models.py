@@ -299,6 +299,84 @@ class BadCheckpoints(unittest.TestCase):
         self.assert_fails("dequantize", self.model, "-o", self.path("dq"), must_name=("nothing to dequantize",))
 
 
+def write_safetensors(path, tensors):
+    """tensors: {name: (dtype text, numpy array of that dtype's storage)}, in file order."""
+    header, offset, blobs = {}, 0, []
+    for name, (dtype, a) in tensors.items():
+        raw = np.ascontiguousarray(a).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        blobs.append(raw)
+    text = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+class TensorsInPieces(unittest.TestCase):
+    """Tensors over 16 MiB whose groups are rows (a scale per row, or blocks along a later axis)
+    are read and quantized a slab of rows at a time: the bytes must be those of the whole tensor
+    quantized at once (the .npy path does that), the error report the same up to the order of its
+    sums, and a NaN in a later slab reported at its index in the whole tensor."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        rng = np.random.default_rng(41)
+        f32 = (rng.standard_t(4, size=(4100, 1100)) * 0.02).astype(np.float32)  # 18 MB: two pieces
+        f32[3000] *= 40  # an outlier row in the second piece
+        bf16_values = (rng.standard_t(4, size=(9000, 1024)) * 0.05).astype(np.float32)
+        bf16 = (bf16_values.view(np.uint32) >> 16).astype(np.uint16)  # truncated: exact in bf16
+        cls.tensors = {"big.f32": ("F32", f32), "big.bf16": ("BF16", bf16),
+                       "small": ("F32", rng.standard_normal((64, 64)).astype(np.float32))}
+        cls.values = {"big.f32": f32, "big.bf16": (bf16.astype(np.uint32) << 16).view(np.float32)}
+        cls.model = os.path.join(cls.tmp.name, "model.safetensors")
+        write_safetensors(cls.model, cls.tensors)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_pieces_give_the_whole_tensors_bytes(self):
+        for scheme, bits, signed in [("int8:channel=0", 8, True), ("uint4:block=32:asym", 4, False),
+                                     ("int4:block=64", 4, True)]:
+            out = os.path.join(self.tmp.name, "q.safetensors")
+            report = json.loads(run("quantize", self.model, "-o", out, "--scheme", scheme, "--json", "-q").stdout)
+            errors = {t["name"]: t["error"] for t in report["tensors"] if t["quantized"]}
+            q, _ = read_safetensors(out)
+            for name, x in self.values.items():
+                src = os.path.join(self.tmp.name, "x.npy")
+                np.save(src, x)
+                whole = os.path.join(self.tmp.name, "x.npz")
+                npy_report = json.loads(run("quantize", src, "--scheme", scheme, "-o", whole, "--json").stdout)
+                expected = np.load(whole)
+                stored = q[name + "_packed" if bits < 8 else name]  # sub-byte codes: packed, renamed
+                codes = unpack(as_array(stored).reshape(-1), x.size, bits, signed)
+                np.testing.assert_array_equal(codes, unpack(expected["codes"].reshape(-1), x.size, bits, signed),
+                                              err_msg=f"{name} {scheme}")
+                np.testing.assert_array_equal(as_array(q[name + "_scale"]).reshape(-1),
+                                              expected["scale"].reshape(-1), err_msg=f"{name} {scheme}")
+                if name + "_zero_point" in q:
+                    np.testing.assert_array_equal(as_array(q[name + "_zero_point"]).reshape(-1).astype(np.int64),
+                                                  expected["zero_point"].reshape(-1).astype(np.int64))
+                got, want = errors[name], npy_report["error"]
+                self.assertEqual(got["max_abs_error_index"], want["max_abs_error_index"], name)
+                self.assertEqual(got["max_abs_error"], want["max_abs_error"], name)
+                self.assertAlmostEqual(got["sqnr_db"], want["sqnr_db"], delta=1e-9)
+                self.assertEqual(got["count"], x.size)
+
+    def test_nan_in_a_later_piece_is_reported_at_its_index_in_the_tensor(self):
+        f32 = self.tensors["big.f32"][1].copy()
+        f32[4000, 7] = np.nan
+        path = os.path.join(self.tmp.name, "nan.safetensors")
+        write_safetensors(path, {"big.f32": ("F32", f32)})
+        out = os.path.join(self.tmp.name, "nan-out.safetensors")
+        p = run("quantize", path, "-o", out, "--scheme", "int8:channel=0", check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        for s in (path, "big.f32", "NaN", "[4000, 7]"):
+            self.assertIn(s, p.stderr)
+        self.assertFalse(os.path.exists(out))
+
+
 class ResidentMemory(unittest.TestCase):
     """Peak resident memory follows the largest tensor, not the model."""
 
@@ -342,5 +420,6 @@ if __name__ == "__main__":
     else:
         suite.addTests(loader.loadTestsFromTestCase(QuantizedCheckpoint))
         suite.addTests(loader.loadTestsFromTestCase(BadCheckpoints))
+        suite.addTests(loader.loadTestsFromTestCase(TensorsInPieces))
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     sys.exit(0 if result.wasSuccessful() else 1)
