@@ -116,9 +116,9 @@ struct ModelQuantizeOptions {
 
 /// Quantizes a checkpoint (a .safetensors file, an index .json or a folder) into `output`: a
 /// .safetensors path (shards, if any, named after it) or a folder (model.safetensors or
-/// model-0000i-of-0000N.safetensors plus the index). Tensors are processed one at a time
-/// (memory follows the largest tensor, not the model); tensors the plan keeps are copied byte
-/// for byte. Outputs appear only when all of them are complete; an output path that is one of
+/// model-0000i-of-0000N.safetensors plus the index). Tensors are processed one at a time, and
+/// those over 16 MiB whose parameter groups are rows 16 MiB of rows at a time (memory follows the
+/// largest tensor, not the model); tensors the plan keeps are copied byte for byte. Outputs appear only when all of them are complete; an output path that is one of
 /// the input files is refused. Throws zp::Error naming the file and tensor on any problem.
 ModelReport quantize_model(const std::filesystem::path& input, const std::filesystem::path& output,
                            const ModelQuantizeOptions& options);
