@@ -1,5 +1,6 @@
 // Whole GGUF models: quantize (llama-quantize's job), inspect, and convert to and from safetensors,
-// one tensor at a time so that memory follows the largest tensor, not the model.
+// one tensor (quantize: 16 MiB of its rows) at a time so that memory follows the largest tensor,
+// not the model.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -57,32 +58,51 @@ void refuse_split(const gguf::File& in) {
   }
 }
 
-// Converts one tensor batch by batch (whole rows, never across two matrices of a 3-D tensor)
-// into the writer; returns the error of the result. `importance`: empty, or one weight per column
-// for each matrix (llama.cpp's imatrix: dims[0] x dims[2] values).
-ErrorMetrics convert_tensor(std::span<const std::uint8_t> data, const gguf::TensorInfo& t, ggml::Type to,
-                            std::span<const float> importance, gguf::Writer& out, std::vector<std::uint8_t>& buffer,
-                            const std::function<void(std::uint64_t)>& advance) {
-  const ggml::TypeTraits& src = ggml::traits(t.type);
-  const std::uint64_t row = t.dims.empty() ? 1 : t.dims[0];
+// A tensor's rows [first_row, first_row + rows) (rows: the product of dims[1..]), converted as one
+// batch: whole rows, never across two matrices of a 3-D tensor with importance weights (one weight
+// per column for each matrix, llama.cpp's imatrix: dims[0] x dims[2] values).
+struct RowPiece {
+  std::size_t tensor;  // index into the file's tensors
+  std::uint64_t first_row = 0, rows = 0;
+};
+
+// Input bytes per piece: large enough that a call's overhead is noise, small enough that the two
+// staging buffers stay small (fresh memory is slow to touch on the virtual machines this runs on).
+constexpr std::uint64_t kPieceBytes = std::uint64_t{16} << 20;
+
+// Appends the pieces of tensor `index`.
+void add_pieces(std::size_t index, const gguf::TensorInfo& t, std::size_t matrices, std::vector<RowPiece>& out) {
   const std::uint64_t rows = t.rows();
-  const std::uint64_t matrices = importance.empty() ? 1 : importance.size() / row;
-  const std::uint64_t rows_per_matrix = rows / matrices;
-  const std::uint64_t rows_per_batch = std::max<std::uint64_t>(1, kBatch / std::max<std::uint64_t>(row, 1));
-  ErrorAccumulator error;
-  for (std::uint64_t m = 0; m < matrices; ++m) {
-    const std::span<const float> weights = importance.empty() ? importance : importance.subspan(m * row, row);
-    for (std::uint64_t r = 0; r < rows_per_matrix; r += rows_per_batch) {
-      const std::uint64_t first = (m * rows_per_matrix + r) * row;
-      const std::uint64_t count = std::min(rows_per_batch, rows_per_matrix - r) * row;
-      const detail::GgmlValues values{data.data() + first / src.block_size * src.block_bytes, t.type, count, weights};
-      buffer.resize(*ggml::row_bytes(to, count));
-      detail::convert_values(values, to, buffer, error, static_cast<std::int64_t>(first));
-      out.write(t.name, buffer);
-      advance(count / src.block_size * src.block_bytes);
+  const std::uint64_t row_bytes = rows == 0 ? t.bytes : t.bytes / rows;
+  const std::uint64_t per_piece = std::max<std::uint64_t>(1, kPieceBytes / std::max<std::uint64_t>(row_bytes, 1));
+  const std::uint64_t rows_per_matrix = rows / std::max<std::size_t>(matrices, 1);
+  if (rows == 0) {
+    out.push_back({index, 0, 0});
+    return;
+  }
+  for (std::uint64_t m = 0; m < std::max<std::size_t>(matrices, 1); ++m) {
+    for (std::uint64_t r = 0; r < rows_per_matrix; r += per_piece) {
+      out.push_back({index, m * rows_per_matrix + r, std::min(per_piece, rows_per_matrix - r)});
     }
   }
-  return error.result();
+}
+
+// Converts a piece (its bytes in `data`) into the writer, adding its error to `error`.
+void convert_piece(std::span<const std::uint8_t> data, const gguf::TensorInfo& t, const RowPiece& piece, ggml::Type to,
+                   std::span<const float> importance, gguf::Writer& out, std::vector<std::uint8_t>& buffer,
+                   ErrorAccumulator& error) {
+  if (piece.rows == 0) return;
+  const std::uint64_t row = t.dims.empty() ? 1 : t.dims[0];
+  std::span<const float> weights;
+  if (!importance.empty()) {
+    const std::uint64_t rows_per_matrix = t.rows() / (importance.size() / row);
+    weights = importance.subspan(piece.first_row / rows_per_matrix * row, row);
+  }
+  const std::uint64_t count = piece.rows * row;
+  const detail::GgmlValues values{data.data(), t.type, count, weights};
+  buffer.resize(*ggml::row_bytes(to, count));
+  detail::convert_values(values, to, buffer, error, static_cast<std::int64_t>(piece.first_row * row));
+  out.write(t.name, buffer);
 }
 
 // How a target type treats importance weights: llama.cpp's quantizers for these use them and so do
@@ -179,15 +199,31 @@ ModelReport quantize_gguf(const fs::path& input, const fs::path& output, const G
   std::uint64_t done = 0;
   const std::uint64_t total = report.bytes_in;
   std::vector<std::uint8_t> buffer;
-  std::vector<std::size_t> converted;
+  std::vector<RowPiece> pieces;
   for (std::size_t i = 0; i < decisions.size(); ++i) {
-    if (decisions[i].convert) converted.push_back(i);
+    if (!decisions[i].convert) continue;
+    const gguf::TensorInfo& t = in.tensors()[i];
+    const std::uint64_t row = t.dims.empty() ? 1 : t.dims[0];
+    add_pieces(i, t, weights[i].empty() ? 1 : weights[i].size() / row, pieces);
   }
+  auto row_bytes_of = [&](const RowPiece& p) {
+    const gguf::TensorInfo& t = in.tensors()[p.tensor];
+    return t.rows() == 0 ? t.bytes : t.bytes / t.rows();
+  };
   detail::ReadAhead reader(
-      converted.size(), [&](std::size_t k) { return static_cast<std::size_t>(in.tensors()[converted[k]].bytes); },
-      [&](std::size_t k, std::span<std::byte> out) {
-        in.read(in.tensors()[converted[k]], {reinterpret_cast<std::uint8_t*>(out.data()), out.size()});
-      });
+      pieces.size(),
+      [&](std::size_t k) {
+        const RowPiece& p = pieces[k];
+        return static_cast<std::size_t>(in.tensors()[p.tensor].rows() == 0 ? in.tensors()[p.tensor].bytes
+                                                                            : row_bytes_of(p) * p.rows);
+      },
+      [&](std::size_t k, std::size_t offset, std::span<std::byte> out) {
+        const RowPiece& p = pieces[k];
+        in.read(in.tensors()[p.tensor], row_bytes_of(p) * p.first_row + offset,
+                {reinterpret_cast<std::uint8_t*>(out.data()), out.size()});
+      },
+      static_cast<std::size_t>(kPieceBytes));
+  std::size_t next_piece = 0;
   for (std::size_t i = 0; i < in.tensors().size(); ++i) {
     const gguf::TensorInfo& t = in.tensors()[i];
     if (options.progress) options.progress(done, total, t.name);
@@ -197,9 +233,14 @@ ModelReport quantize_gguf(const fs::path& input, const fs::path& output, const G
     };
     try {
       if (decisions[i].convert) {
-        const std::span<const std::byte> staged = reader.next();
-        report.tensors[i].error = convert_tensor({reinterpret_cast<const std::uint8_t*>(staged.data()), staged.size()}, t,
-                                                 decisions[i].type, weights[i], writer, buffer, advance);
+        ErrorAccumulator error;
+        for (; next_piece < pieces.size() && pieces[next_piece].tensor == i; ++next_piece) {
+          const std::span<const std::byte> staged = reader.next();
+          convert_piece({reinterpret_cast<const std::uint8_t*>(staged.data()), staged.size()}, t, pieces[next_piece],
+                        decisions[i].type, weights[i], writer, buffer, error);
+          advance(staged.size());
+        }
+        report.tensors[i].error = error.result();
       } else {
         const std::span<const std::uint8_t> data = in.data(t);
         for (std::uint64_t at = 0; at < data.size(); at += kBatch) {

@@ -251,6 +251,9 @@ std::map<std::string, QuantizedEntry> read_quantized_entries(const st::Checkpoin
 // left to read, large enough that a system call each is noise.
 constexpr std::size_t kReadPart = std::size_t{16} << 20;
 
+// The length of a tensor's first axis, 1 for a scalar: what pieces divide.
+std::int64_t leading_rows(const Shape& shape) { return shape.empty() ? 1 : shape[0]; }
+
 // A tensor's rows [first_row, first_row + rows) along its first axis (all of it when rows is its
 // first dimension, or for a scalar).
 struct Piece {
@@ -294,7 +297,7 @@ class TensorReadAhead {
     std::vector<Piece> out;
     for (std::size_t i : tensors) {
       const Shape& shape = ck.tensors()[i].info->shape;
-      out.push_back({i, 0, shape.empty() ? 1 : shape[0]});
+      out.push_back({i, 0, leading_rows(shape)});
     }
     return out;
   }
@@ -332,7 +335,7 @@ constexpr std::uint64_t kPieceBytes = std::uint64_t{16} << 20;
 // consecutive part of the whole tensor's, and the staging memory is two pieces, not two copies of
 // the largest tensor (fresh memory is slow to touch on the virtual machines this runs on).
 std::int64_t rows_per_piece(const st::TensorInfo& t, const Scheme& scheme) {
-  const std::int64_t all = t.shape.empty() ? 1 : t.shape[0];
+  const std::int64_t all = leading_rows(t.shape);
   if (t.shape.size() < 2 || all < 2 || t.size <= kPieceBytes) return all;
   if (!t.type || (*t.type != DType::f32 && *t.type != DType::f16 && *t.type != DType::bf16)) return all;
   const ParamLayout layout = ParamLayout::of(t.shape, scheme);
@@ -345,13 +348,13 @@ std::int64_t rows_per_piece(const st::TensorInfo& t, const Scheme& scheme) {
 }
 
 // The largest codes of any piece.
-std::size_t largest_codes(const st::Checkpoint& ck, const std::vector<Piece>& pieces, const ModelReport& r) {
+std::size_t largest_codes(const std::vector<Piece>& pieces, const ModelReport& r) {
   std::size_t out = 0;
   for (const Piece& p : pieces) {
     const TensorRecord& t = r.tensors[p.tensor];
-    const std::int64_t all = t.shape.empty() ? 1 : t.shape[0];
-    const std::int64_t values = all == 0 ? 0 : checked_numel(ck.tensors()[p.tensor].info->shape) / all * p.rows;
-    out = std::max(out, static_cast<std::size_t>(packed_size(t.shape.empty() ? 1 : values, t.scheme->bits)));
+    const std::int64_t all = leading_rows(t.shape);
+    const std::int64_t values = all == 0 ? 0 : checked_numel(t.shape) / all * p.rows;
+    out = std::max(out, static_cast<std::size_t>(packed_size(values, t.scheme->bits)));
   }
   return out;
 }
@@ -443,14 +446,14 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
   for (std::size_t i = 0; i < decisions.size(); ++i) {
     if (!decisions[i].quantize) continue;
     const st::TensorInfo& t = *ck.tensors()[i].info;
-    const std::int64_t all = t.shape.empty() ? 1 : t.shape[0];
+    const std::int64_t all = leading_rows(t.shape);
     piece_rows[i] = rows_per_piece(t, decisions[i].scheme);
     for (std::int64_t row = 0; row < all || row == 0; row += std::max<std::int64_t>(piece_rows[i], 1)) {
       pieces.push_back({i, row, std::min(piece_rows[i], all - row)});
     }
   }
   QuantizedTensor q;  // reused: fresh memory is slow to touch
-  detail::reserve_huge(q.data, largest_codes(ck, pieces, report));
+  detail::reserve_huge(q.data, largest_codes(pieces, report));
   TensorReadAhead reader(ck, pieces);
   std::uint64_t done = 0, total_out = 0;
   for (const st::PlannedTensor& p : planned) total_out += data_bytes(p);
@@ -469,7 +472,7 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
       ErrorAccumulator error;
       std::vector<float> scale, offset;
       std::vector<std::byte> zero_point;
-      const std::int64_t all = t.shape.empty() ? 1 : t.shape[0];
+      const std::int64_t all = leading_rows(t.shape);
       const std::int64_t row_values = all == 0 ? 0 : checked_numel(t.shape) / all;
       for (std::int64_t row = 0; row < all || row == 0; row += std::max<std::int64_t>(piece_rows[i], 1)) {
         const TensorView x = reader.next();

@@ -246,6 +246,34 @@ def write_legacy_imatrix(path, entries, ncall=2):
             f.write((np.asarray(weights, np.float32) * ncall).astype(np.float32).tobytes())
 
 
+class TensorsInPieces(unittest.TestCase):
+    """A tensor over 16 MiB is read and converted 16 MiB of rows at a time: the bytes must be the
+    ones the whole tensor gives (the oracles convert it at once)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        # token_embd and output: 20000 x 256 float32, 20 MB each (two pieces of 16384 and 3616 rows)
+        cls.hf, cls.gguf = make_gguf(cls.tmp.name, layers=1, vocab=20000)
+        cls.source = Reader(cls.gguf)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_q8_0_and_q4_0_bytes_of_large_tensors(self):
+        name = "token_embd.weight"
+        self.assertGreater(len(self.source.tensors[name][2]), 16 << 20)
+        for t, oracle in (("q8_0", ggml_q8_0), ("q4_0", ggml_q4_0)):
+            out = os.path.join(self.tmp.name, f"{t}.gguf")
+            report = json.loads(run("quantize", self.gguf, "-o", out, "--type", t, "--json").stdout)
+            q = Reader(out)
+            self.assertEqual(q.tensors[name][2], oracle(self.source.array(name)), t)
+            error = {r["name"]: r["error"] for r in report["tensors"] if r["quantized"]}[name]
+            self.assertEqual(error["count"], 20000 * 256)
+            self.assertGreater(error["sqnr_db"], 15)
+
+
 class Imatrix(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -356,5 +384,6 @@ if __name__ == "__main__":
     suite.addTests(loader.loadTestsFromTestCase(GgufModel))
     suite.addTests(loader.loadTestsFromTestCase(Imatrix))
     suite.addTests(loader.loadTestsFromTestCase(BadGguf))
+    suite.addTests(loader.loadTestsFromTestCase(TensorsInPieces))
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     sys.exit(0 if result.wasSuccessful() else 1)

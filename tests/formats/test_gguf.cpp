@@ -280,6 +280,11 @@ TEST(GgufRoundTrip, EveryValueTypeNestedArraysAndSeveralTensorTypes) {
     std::string copy(t.bytes, '\0');
     f.read(t, {reinterpret_cast<std::uint8_t*>(copy.data()), copy.size()});
     EXPECT_EQ(copy, samples[k].bytes);
+    if (t.bytes >= 2) {  // a part of it: its second half
+      std::string half(t.bytes - t.bytes / 2, '\0');
+      f.read(t, t.bytes / 2, {reinterpret_cast<std::uint8_t*>(half.data()), half.size()});
+      EXPECT_EQ(half, samples[k].bytes.substr(t.bytes / 2));
+    }
   }
   EXPECT_EQ(f.find_tensor("nope"), nullptr);
   EXPECT_EQ(f.find_tensor("scalar")->elements(), 1u);
@@ -672,6 +677,11 @@ TEST(GgufFile, RefusesATensorInfoFromElsewhere) {
   other = f.tensors()[0];
   std::vector<std::uint8_t> small(3);
   expect_names(error_of([&] { f.read(other, small); }), {"'token_embd.weight'", "48 bytes, not 3"});
+  // A part must lie inside the tensor.
+  expect_names(error_of([&] { f.read(other, 46, small); }), {"'token_embd.weight'", "48 bytes, not 3 from byte 46"});
+  expect_names(error_of([&] { f.read(other, 49, {}); }), {"'token_embd.weight'", "from byte 49"});
+  f.read(other, 45, small);  // the last three bytes
+  EXPECT_EQ(std::vector<std::uint8_t>(f.data(other).end() - 3, f.data(other).end()), small);
 }
 
 TEST(GgufFile, MissingFileAndFolder) {

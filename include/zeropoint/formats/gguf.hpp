@@ -256,6 +256,9 @@ class File {
   std::span<const std::uint8_t> data(const TensorInfo& t) const;
   /// Copies a tensor's bytes into `out` (exactly t.bytes) through the kernel (pread).
   void read(const TensorInfo& t, std::span<std::uint8_t> out) const;
+  /// Copies the tensor's bytes [offset, offset + out.size()) into `out`; a range beyond the
+  /// tensor is an error.
+  void read(const TensorInfo& t, std::uint64_t offset, std::span<std::uint8_t> out) const;
   /// Asks the kernel to map a tensor's pages now (a hint).
   void prefetch(const TensorInfo& t) const noexcept;
   /// Lets the kernel drop the pages of a tensor already processed.

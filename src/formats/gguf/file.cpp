@@ -60,6 +60,15 @@ void File::read(const TensorInfo& t, std::span<std::uint8_t> out) const {
   impl_->file.read(start, out, fmt::format("tensor {}", detail::in_quotes(t.name)));
 }
 
+void File::read(const TensorInfo& t, std::uint64_t offset, std::span<std::uint8_t> out) const {
+  const std::uint64_t start = impl_->start_of(t);
+  if (offset > t.bytes || out.size() > t.bytes - offset) {
+    throw Error(fmt::format("{}: tensor {} has {} bytes, not {} from byte {}", impl_->name, detail::in_quotes(t.name),
+                            t.bytes, out.size(), offset));
+  }
+  impl_->file.read(start + offset, out, fmt::format("tensor {}", detail::in_quotes(t.name)));
+}
+
 void File::prefetch(const TensorInfo& t) const noexcept {
   if (impl_->inside(t)) impl_->file.prefetch(impl_->header.data_offset + t.offset, t.bytes);
 }
