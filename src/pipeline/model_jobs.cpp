@@ -442,16 +442,16 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
   metadata[kMetadataKey] = describe_quantized(quantized);
   ShardedWriter writer(files, planned, metadata);
   std::vector<Piece> pieces;
-  std::vector<std::int64_t> piece_rows(decisions.size(), 0);
   for (std::size_t i = 0; i < decisions.size(); ++i) {
     if (!decisions[i].quantize) continue;
     const st::TensorInfo& t = *ck.tensors()[i].info;
-    const std::int64_t all = leading_rows(t.shape);
-    piece_rows[i] = rows_per_piece(t, decisions[i].scheme);
-    for (std::int64_t row = 0; row < all || row == 0; row += std::max<std::int64_t>(piece_rows[i], 1)) {
-      pieces.push_back({i, row, std::min(piece_rows[i], all - row)});
+    const std::int64_t all = leading_rows(t.shape), per_piece = rows_per_piece(t, decisions[i].scheme);
+    pieces.push_back({i, 0, std::min(per_piece, all)});  // an empty tensor too: quantize() says so
+    for (std::int64_t row = per_piece; row < all; row += per_piece) {
+      pieces.push_back({i, row, std::min(per_piece, all - row)});
     }
   }
+  std::size_t next_piece = 0;
   QuantizedTensor q;  // reused: fresh memory is slow to touch
   detail::reserve_huge(q.data, largest_codes(pieces, report));
   TensorReadAhead reader(ck, pieces);
@@ -474,7 +474,8 @@ ModelReport quantize_model(const fs::path& input, const fs::path& output, const 
       std::vector<std::byte> zero_point;
       const std::int64_t all = leading_rows(t.shape);
       const std::int64_t row_values = all == 0 ? 0 : checked_numel(t.shape) / all;
-      for (std::int64_t row = 0; row < all || row == 0; row += std::max<std::int64_t>(piece_rows[i], 1)) {
+      for (; next_piece < pieces.size() && pieces[next_piece].tensor == i; ++next_piece) {
+        const std::int64_t row = pieces[next_piece].first_row;
         const TensorView x = reader.next();
         try {
           detail::quantize_measuring(x, decisions[i].scheme, observe, q, error, row * row_values);
