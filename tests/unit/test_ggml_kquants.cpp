@@ -594,6 +594,15 @@ TEST_P(SimdKQuants, QuantizeEqualsReference) {
   }
 }
 
+// Every K-quant with importance weights: the SIMD bytes equal the reference's for x and w.
+void expect_weighted_simd_equals_reference(const std::vector<float>& x, const std::vector<float>& w) {
+  for (Type t : {Type::q2_K, Type::q3_K, Type::q4_K, Type::q5_K, Type::q6_K}) {
+    const KType& k = ktype(t);
+    SCOPED_TRACE(name(t));
+    EXPECT_EQ(quantize(k.simd, k, x, w), quantize(k.ref, k, x, w));
+  }
+}
+
 // The importance paths (llama.cpp's imatrix) on their own edges: importance zero in whole
 // sub-blocks or super-blocks, of extreme magnitudes, or spread over decades; blocks whose
 // largest magnitudes are negative, all-zero blocks, huge and tiny values; super-block counts that
@@ -633,11 +642,8 @@ TEST_P(SimdKQuants, ImportanceEdgesEqualReference) {
         }
         w[i] = q;
       }
-      for (Type t : {Type::q2_K, Type::q3_K, Type::q4_K, Type::q5_K, Type::q6_K}) {
-        const KType& k = ktype(t);
-        SCOPED_TRACE(name(t) + " kind " + std::to_string(kind) + " weights " + std::to_string(wkind));
-        EXPECT_EQ(quantize(k.simd, k, x, w), quantize(k.ref, k, x, w));
-      }
+      SCOPED_TRACE("kind " + std::to_string(kind) + " weights " + std::to_string(wkind));
+      expect_weighted_simd_equals_reference(x, w);
     }
   }
 }
@@ -654,11 +660,7 @@ TEST_P(SimdKQuants, SearchWithARangeInvertedByABetterTrial) {
     x[i] = -std::fabs(rng.normal()) * (rng.integer(0, 7) == 0 ? 20.0f : 1.0f);
     w[i] = (i / 16) % 2 ? 0.0f : std::pow(10.0f, rng.uniform(-4.0f, 4.0f));
   }
-  for (Type t : {Type::q2_K, Type::q3_K, Type::q4_K, Type::q5_K, Type::q6_K}) {
-    const KType& k = ktype(t);
-    SCOPED_TRACE(name(t));
-    EXPECT_EQ(quantize(k.simd, k, x, w), quantize(k.ref, k, x, w));
-  }
+  expect_weighted_simd_equals_reference(x, w);
 }
 
 // A regression case: one importance of 3e38 makes its weight infinite and the weighted sums of
@@ -682,11 +684,7 @@ TEST_P(SimdKQuants, ImportanceWithInfiniteWeightsEqualsReference) {
       for (std::size_t j = 0; j < kSuperBlock; j += 16) w[b * kSuperBlock + j + b % 16] = 3e38f;
     }
   }
-  for (Type t : {Type::q2_K, Type::q3_K, Type::q4_K, Type::q5_K, Type::q6_K}) {
-    const KType& k = ktype(t);
-    SCOPED_TRACE(name(t));
-    EXPECT_EQ(quantize(k.simd, k, x, w), quantize(k.ref, k, x, w));
-  }
+  expect_weighted_simd_equals_reference(x, w);
 }
 
 TEST_P(SimdKQuants, DequantizeEqualsReferenceOnEveryBitPattern) {
