@@ -2,6 +2,7 @@
 // tests/data/make_npy_golden.py), and one crafted corrupt file per way a file can lie.
 #include <gtest/gtest.h>
 
+#include "formats/file_test_util.hpp"
 #include "formats/tensor_test_util.hpp"
 
 #include <cmath>
@@ -123,21 +124,7 @@ void expect_golden_values(const Tensor& t) {
   }
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "zp-npy-test-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  std::size_t entries() const {
-    return static_cast<std::size_t>(std::distance(fs::directory_iterator(path_), {}));
-  }
-
- private:
-  fs::path path_;
-};
+using zp::testing::TempDir;
 
 // ---------------------------------------------------------------------------------------------
 TEST(NpyRoundTrip, EveryWritableDTypeAndShape) {
@@ -188,7 +175,7 @@ TEST(NpyRoundTrip, WriteAndReadFile) {
   zp::npy::write(path, t);
   expect_same(zp::npy::read(path), t);
   EXPECT_EQ(zp::npy::read_info(path).shape, (Shape{3, 5}));
-  EXPECT_EQ(dir.entries(), 1u) << "no temporary file left behind";
+  EXPECT_EQ(dir.files().size(), 1u) << "no temporary file left behind";
   // Overwriting replaces the whole file.
   const Tensor smaller = patterned(DType::u8, {2});
   zp::npy::write(path, smaller);
@@ -226,7 +213,7 @@ TEST(NpyWrite, RefusesBf16AndLeavesTheOldFile) {
     EXPECT_TRUE(std::string(e.what()).starts_with(path.string() + ": ")) << e.what();
   }
   expect_same(zp::npy::read(path), old);
-  EXPECT_EQ(dir.entries(), 1u);
+  EXPECT_EQ(dir.files().size(), 1u);
 }
 
 TEST(NpyWrite, RefusesMoreThan64Dimensions) {

@@ -2,6 +2,7 @@
 // crafted corrupt archives, each of which must be refused with the archive and entry named.
 #include <gtest/gtest.h>
 
+#include "formats/file_test_util.hpp"
 #include "formats/tensor_test_util.hpp"
 #include <zip.h>
 
@@ -39,24 +40,7 @@ Bytes bytes_of(std::string_view s) {
   return {p, p + s.size()};
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "zp-npz-test-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  std::vector<std::string> files() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  fs::path path_;
-};
+using zp::testing::TempDir;
 
 // A zip built with libzip directly, so entries can hold anything (the Writer only writes valid
 // .npy files). `entries` must not be empty: libzip writes nothing for an empty archive.

@@ -2,9 +2,6 @@
 // layout from the planned sizes, writes the header in one piece, then takes each tensor's data in
 // order and pads it to the alignment. It refuses what the reader would refuse, so a file it
 // writes always reads back.
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <utility>
 
 #include "core/file_io.hpp"
@@ -17,10 +14,6 @@ namespace {
 
 using detail::in_quotes;
 using detail::store;
-
-// Large enough that a tensor's data reaches the kernel in few system calls, small enough that the
-// writer never holds more than a sliver of the file.
-constexpr std::size_t kBufferBytes = std::size_t{1} << 20;
 
 void put_string(std::string& out, std::string_view s) {
   store<std::uint64_t>(out, s.size());
@@ -150,60 +143,20 @@ Layout layout_of(const Metadata& metadata, const std::vector<PlannedTensor>& pla
 }  // namespace
 
 struct Writer::Impl {
-  std::string name;  // the destination, for messages
   Layout layout;
-  zp::detail::AtomicFile file;
-  std::FILE* out = nullptr;
+  zp::detail::StreamedFile file;
+  const std::string& name = file.name();  // the destination, for messages
   std::size_t current = 0;         // the tensor being written
   std::uint64_t current_done = 0;  // bytes of it so far
-  std::uint64_t written = 0;
-  std::uint64_t flushed = 0;  // bytes handed to start_writeback
   bool committed = false;
-  bool broken = false;  // a write failed part-way: the file's content is unknown
 
-  Impl(const std::filesystem::path& path, Layout l) : name(path.string()), layout(std::move(l)), file(path) {}
-  ~Impl() {
-    if (out) std::fclose(out);
-  }
-
-  void put(const void* data, std::size_t size) {
-    if (size == 0) return;
-    if (std::fwrite(data, 1, size, out) != size) {
-      broken = true;
-      throw Error(fmt::format("{}: write failed: {}", name, std::strerror(errno)));
-    }
-    written += size;
-    start_writeback();
-  }
-
-  void put_zeros(std::uint64_t n) {
-    static constexpr char kZeros[4096] = {};
-    while (n > 0) {
-      const std::size_t step = n < sizeof kZeros ? static_cast<std::size_t>(n) : sizeof kZeros;
-      put(kZeros, step);
-      n -= step;
-    }
-  }
-
-  // commit() flushes the file to disk before renaming it; asking the kernel to start writing each
-  // 64 MiB as soon as it is complete lets the disk work while the next tensors are computed.
-  void start_writeback() {
-#ifdef SYNC_FILE_RANGE_WRITE
-    constexpr std::uint64_t kStep = std::uint64_t{64} << 20;
-    if (written - flushed < kStep) return;
-    if (std::fflush(out) != 0) return;  // a real failure shows again at the next write or commit
-    const std::uint64_t upto = written / kStep * kStep;
-    ::sync_file_range(::fileno(out), static_cast<off_t>(flushed), static_cast<off_t>(upto - flushed),
-                      SYNC_FILE_RANGE_WRITE);
-    flushed = upto;
-#endif
-  }
+  Impl(const std::filesystem::path& path, Layout l) : layout(std::move(l)), file(path) {}
 
   // Pads and moves past finished tensors, including zero-size ones that never get a write().
   void finish_complete() {
     while (current < layout.tensors.size() && current_done == layout.tensors[current].bytes) {
       const TensorInfo& t = layout.tensors[current];
-      put_zeros(detail::align_up(t.bytes, layout.alignment) - t.bytes);
+      file.write_zeros(detail::align_up(t.bytes, layout.alignment) - t.bytes);
       ++current;
       current_done = 0;
     }
@@ -211,7 +164,7 @@ struct Writer::Impl {
 
   void check_usable() const {
     if (committed) throw Error(fmt::format("{}: the writer was already committed", name));
-    if (broken) throw Error(fmt::format("{}: an earlier write failed; the file cannot be finished", name));
+    if (file.broken()) throw Error(fmt::format("{}: an earlier write failed; the file cannot be finished", name));
   }
 };
 
@@ -219,10 +172,7 @@ Writer::Writer(const std::filesystem::path& path, Metadata metadata, std::vector
   Layout layout = layout_of(metadata, tensors, path.string());
   impl_ = std::make_unique<Impl>(path, std::move(layout));
   Impl& w = *impl_;
-  w.out = std::fopen(w.file.temp_path().c_str(), "wb");
-  if (!w.out) throw Error(fmt::format("{}: cannot write: {}", w.name, std::strerror(errno)));
-  std::setvbuf(w.out, nullptr, _IOFBF, kBufferBytes);
-  w.put(w.layout.header.data(), w.layout.header.size());
+  w.file.write(w.layout.header.data(), w.layout.header.size());
   w.layout.header = std::string();  // written; a large vocabulary need not stay in memory
   w.finish_complete();
 }
@@ -244,7 +194,7 @@ void Writer::write(std::span<const std::uint8_t> data) {
     throw Error(fmt::format("{}: tensor {} (#{}): {} bytes arrived but its {} bytes need only {} more", w.name,
                             in_quotes(t.name), w.current, data.size(), t.bytes, needed));
   }
-  w.put(data.data(), data.size());
+  w.file.write(data.data(), data.size());
   w.current_done += data.size();
   w.finish_complete();
 }
@@ -281,16 +231,11 @@ void Writer::commit() {
     throw Error(fmt::format("{}: tensor {} (#{}) is incomplete: {} of its {} bytes were written", w.name,
                             in_quotes(t.name), w.current, w.current_done, t.bytes));
   }
-  std::FILE* out = std::exchange(w.out, nullptr);
-  if (std::fclose(out) != 0) {
-    w.broken = true;
-    throw Error(fmt::format("{}: write failed: {}", w.name, std::strerror(errno)));
-  }
   w.file.commit();
   w.committed = true;
 }
 
-std::uint64_t Writer::bytes_written() const noexcept { return impl_->written; }
+std::uint64_t Writer::bytes_written() const noexcept { return impl_->file.size(); }
 
 std::uint64_t file_size(const Metadata& metadata, const std::vector<PlannedTensor>& tensors) {
   const Layout layout = layout_of(metadata, tensors, "gguf");

@@ -57,26 +57,13 @@ void set_external(pb::TensorProto& t, const std::string& location, std::uint64_t
   add("length", std::to_string(length));
 }
 
-void put_aligned(std::ofstream& out, std::uint64_t& offset, const char* data, std::uint64_t size) {
-  const std::uint64_t pad = (kAlignment - offset % kAlignment) % kAlignment;
-  static const char zeros[kAlignment] = {};
-  out.write(zeros, static_cast<std::streamsize>(pad));
-  offset += pad;
-  out.write(data, static_cast<std::streamsize>(size));
-}
-
 }  // namespace
 
 struct DataWriter::Impl {
-  detail::AtomicFile file;
-  std::ofstream out;
-  std::uint64_t offset = 0;
+  detail::StreamedFile file;
   std::set<std::string> tensors;
 
-  explicit Impl(std::filesystem::path target) : file(std::move(target)) {
-    out.open(file.temp_path(), std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(fmt::format("{}: cannot write external data", file.target().string()));
-  }
+  explicit Impl(std::filesystem::path path) : file(std::move(path)) {}
 };
 
 DataWriter::DataWriter(const std::filesystem::path& model_path)
@@ -87,10 +74,11 @@ DataWriter::DataWriter(const std::filesystem::path& model_path)
 DataWriter::~DataWriter() = default;
 
 void DataWriter::put(pb::TensorProto& tensor, std::span<const std::byte> bytes) {
-  put_aligned(impl_->out, impl_->offset, reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  if (!impl_->out) throw Error(fmt::format("{}: cannot write external data", impl_->file.target().string()));
-  set_external(tensor, name_, impl_->offset, bytes.size());
-  impl_->offset += bytes.size();
+  detail::StreamedFile& file = impl_->file;
+  file.write_zeros((kAlignment - file.size() % kAlignment) % kAlignment);
+  const std::uint64_t offset = file.size();
+  file.write(bytes.data(), bytes.size());
+  set_external(tensor, name_, offset, bytes.size());
   impl_->tensors.insert(tensor.name());
 }
 
@@ -102,11 +90,7 @@ bool DataWriter::holds(const pb::TensorProto& t) const {
   return false;
 }
 
-void DataWriter::commit() {
-  if (!impl_->out.flush()) throw Error(fmt::format("{}: cannot write external data", impl_->file.target().string()));
-  impl_->out.close();
-  impl_->file.commit();
-}
+void DataWriter::commit() { impl_->file.commit(); }
 
 const std::filesystem::path& DataWriter::target() const { return impl_->file.target(); }
 
