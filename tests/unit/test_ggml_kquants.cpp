@@ -18,6 +18,7 @@
 
 #include "kernels/ggml_blocks.hpp"
 #include "test_util.hpp"
+#include "unit/target_fixture.hpp"
 #include "zeropoint/ggml.hpp"
 #include "zeropoint/kernels.hpp"
 
@@ -521,20 +522,7 @@ TEST(GgmlKQuants, EmptyInputWritesNothing) {
 // ---------------------------------------------------------------------------------------------
 // SIMD equals the reference, under every target this CPU has.
 
-const std::vector<std::string> kAllTargets{"AVX3_DL", "AVX3", "AVX2", "SSE4", "SSSE3", "NEON", "SVE", "EMU128", "SCALAR"};
-
-class SimdKQuants : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    const auto available = zp::kernels::available_targets();
-    if (std::find(available.begin(), available.end(), GetParam()) == available.end()) {
-      GTEST_SKIP() << GetParam() << " is not available on this CPU or not built";
-    }
-    zp::kernels::force_target(GetParam());
-    ASSERT_EQ(zp::kernels::current_target(), GetParam());
-  }
-  void TearDown() override { zp::kernels::force_target(""); }
-};
+class SimdKQuants : public zp::testing::OnEveryTarget {};
 
 // Data of one of several kinds; the edge kinds put NaN, infinities, subnormals, huge values,
 // ties and all-zero or constant sub-blocks where a vectorized search must hand a block back.
@@ -703,7 +691,7 @@ TEST_P(SimdKQuants, DequantizeEqualsReferenceOnEveryBitPattern) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Targets, SimdKQuants, ::testing::ValuesIn(kAllTargets),
+INSTANTIATE_TEST_SUITE_P(Targets, SimdKQuants, ::testing::ValuesIn(zp::testing::kAllTargets),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/ggml_blocks.hpp"
+#include "unit/target_fixture.hpp"
 #include "zeropoint/ggml.hpp"
 #include "zeropoint/kernels.hpp"
 
@@ -308,20 +309,7 @@ TEST(GgmlLegacy, ErrorAsStrictAsLlamaCpp) {
 }
 
 // ---- SIMD against the reference, on every target -----------------------------------------------
-const std::vector<std::string> kAllTargets{"AVX3_DL", "AVX3", "AVX2", "SSE4", "SSSE3", "NEON", "SVE", "EMU128", "SCALAR"};
-
-class GgmlLegacySimd : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    const auto available = zp::kernels::available_targets();
-    if (std::find(available.begin(), available.end(), GetParam()) == available.end()) {
-      GTEST_SKIP() << GetParam() << " is not available on this CPU or not built";
-    }
-    zp::kernels::force_target(GetParam());
-    ASSERT_EQ(zp::kernels::current_target(), GetParam());
-  }
-  void TearDown() override { zp::kernels::force_target(""); }
-};
+class GgmlLegacySimd : public zp::testing::OnEveryTarget {};
 
 // Blocks of many kinds; `kind` picks one per block so that a row mixes them.
 enum class Kind { normal, heavy, ties, zero, negative_max, huge, tiny, special, plus_minus, constant, bits, count };
@@ -480,7 +468,7 @@ TEST_P(GgmlLegacySimd, HalfConversionsOnEveryHalfAndAroundEveryRoundingStep) {
   for (Type type : {Type::f16, Type::bf16, Type::f32}) expect_same_quantize(traits(type), x, "sweep");
 }
 
-INSTANTIATE_TEST_SUITE_P(Targets, GgmlLegacySimd, ::testing::ValuesIn(kAllTargets),
+INSTANTIATE_TEST_SUITE_P(Targets, GgmlLegacySimd, ::testing::ValuesIn(zp::testing::kAllTargets),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/convert_ref.hpp"
+#include "unit/target_fixture.hpp"
 #include "zeropoint/error.hpp"
 #include "zeropoint/kernels.hpp"
 #include "zeropoint/params.hpp"
@@ -23,21 +24,7 @@
 namespace zp::kernels {
 namespace {
 
-// Every target Highway can build for on x86 and ARM; those this CPU lacks are skipped.
-const std::vector<std::string> kAllTargets{"AVX3_DL", "AVX3", "AVX2", "SSE4", "SSSE3", "NEON", "SVE", "EMU128", "SCALAR"};
-
-class SimdKernels : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    const auto available = available_targets();
-    if (std::find(available.begin(), available.end(), GetParam()) == available.end()) {
-      GTEST_SKIP() << GetParam() << " is not available on this CPU or not built";
-    }
-    force_target(GetParam());
-    ASSERT_EQ(current_target(), GetParam());
-  }
-  void TearDown() override { force_target(""); }
-};
+class SimdKernels : public zp::testing::OnEveryTarget {};
 
 // Values that stress every step: ties, saturation, signed zeros, subnormals, non-finite.
 std::vector<float> edge_values(float scale, std::uint32_t seed, std::size_t n) {
@@ -641,7 +628,7 @@ TEST_P(SimdKernels, MinMaxAccumulateMatchesReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTargets, SimdKernels, ::testing::ValuesIn(kAllTargets),
+INSTANTIATE_TEST_SUITE_P(AllTargets, SimdKernels, ::testing::ValuesIn(zp::testing::kAllTargets),
                          [](const auto& info) { return info.param; });
 
 TEST(Dispatch, UnknownTargetIsAClearError) {
