@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -50,6 +51,29 @@ void validate(const ObserverOptions& o) {
 bool same_options(const ObserverOptions& a, const ObserverOptions& b) {
   return a.method == b.method && a.momentum == b.momentum && a.percentile == b.percentile && a.bins == b.bins &&
          a.scheme == b.scheme;
+}
+
+// The bins of a chunk, bin index minus first: detail::lattice_index, in one of two exact ways.
+// When 2^-e is a normal float and every |v| 2^-e of the chunk is below 2^31, |v| * 2^-e is exact
+// in float (a power-of-two scaling that neither overflows nor loses a bit that matters: a result
+// below 2^-126 truncates to 0 either way) and its truncation fits an int32, so the loop is float
+// and int32 arithmetic that the compiler vectorizes; otherwise the same in double and int64.
+void lattice_bins(std::span<const float> x, int exponent, std::int64_t first, float min, float max, std::int32_t* bins) {
+  const float largest = std::max(std::fabs(min), std::fabs(max));
+  if (exponent > -126 && exponent < 126 && std::ldexp(static_cast<double>(largest), -exponent) < 0x1p31) {
+    const float inverse_width = std::ldexp(1.0f, -exponent);
+    const auto first32 = static_cast<std::int32_t>(first);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const auto a = static_cast<std::int32_t>(std::fabs(x[i]) * inverse_width);
+      bins[i] = (a ^ -static_cast<std::int32_t>(x[i] < 0.0f)) - first32;  // ~a = -a - 1 below 0
+    }
+    return;
+  }
+  const double inverse_width = std::ldexp(1.0, -exponent);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const auto a = static_cast<std::int64_t>(std::fabs(static_cast<double>(x[i])) * inverse_width);
+    bins[i] = static_cast<std::int32_t>((a ^ -static_cast<std::int64_t>(x[i] < 0.0f)) - first);
+  }
 }
 
 }  // namespace
@@ -107,14 +131,28 @@ void Observer::cover(float min, float max) {
 
 void Observer::update_histogram(std::span<const float> chunk, float chunk_min, float chunk_max) {
   cover(std::min(min_, chunk_min), std::max(max_, chunk_max));
-  const double inverse_width = std::ldexp(1.0, -exponent_);
-  const std::int64_t first = first_;
+  // Bins first, then counts: the increments of four interleaved copies of the counters (summed
+  // into counts_ at the end) do not wait for each other when neighbouring values share a bin, as
+  // the zeros after a ReLU all do.
+  const std::size_t n = counts_.size();
+  const std::size_t m = chunk.size();
+  const auto bins = std::make_unique_for_overwrite<std::int32_t[]>(m);
+  lattice_bins(chunk, exponent_, first_, chunk_min, chunk_max, bins.get());
   std::int64_t* counts = counts_.data();
-  for (const float v : chunk) {
-    // detail::lattice_index inlined: |v| * 2^-e is exact in double, its truncation exact too,
-    // and ~a = -a - 1 mirrors it for negative values.
-    const auto a = static_cast<std::int64_t>(std::fabs(static_cast<double>(v)) * inverse_width);
-    ++counts[(a ^ -static_cast<std::int64_t>(v < 0.0f)) - first];
+  if (4 * n > m) {  // more counters than values: one copy
+    for (std::size_t i = 0; i < m; ++i) ++counts[bins[i]];
+  } else {
+    std::vector<std::uint32_t> copies(4 * n, 0);
+    std::uint32_t *c0 = copies.data(), *c1 = c0 + n, *c2 = c1 + n, *c3 = c2 + n;
+    std::size_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+      ++c0[bins[i]];
+      ++c1[bins[i + 1]];
+      ++c2[bins[i + 2]];
+      ++c3[bins[i + 3]];
+    }
+    for (; i < m; ++i) ++c0[bins[i]];
+    for (std::size_t b = 0; b < n; ++b) counts[b] += std::int64_t{c0[b]} + c1[b] + c2[b] + c3[b];
   }
   // A loop of its own, which the compiler vectorizes; in the one above it would cost a third.
   std::int64_t zeros = 0;

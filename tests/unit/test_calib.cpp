@@ -93,6 +93,21 @@ std::vector<std::int64_t> counts_of(const Observer& obs) {
   return {h.counts.begin(), h.counts.end()};
 }
 
+// Every value in its bin, recomputed here: bin k covers [k w, (k + 1) w) at and above 0 and
+// (k w, (k + 1) w] below it; the counters start at lo.
+std::vector<std::int64_t> counts_recomputed(const std::vector<float>& values, const calib::HistogramView& h) {
+  std::vector<std::int64_t> expected(h.counts.size(), 0);
+  for (float v : values) {
+    const double q = static_cast<double>(v) / h.width;
+    const double k = v >= 0 ? std::floor(q) : std::ceil(q) - 1;
+    const double bin = k - h.lo / h.width;
+    EXPECT_GE(bin, 0) << v;
+    EXPECT_LT(bin, static_cast<double>(h.counts.size())) << v;
+    if (bin >= 0 && bin < static_cast<double>(h.counts.size())) ++expected[static_cast<std::size_t>(bin)];
+  }
+  return expected;
+}
+
 TEST(CalibMethod, NamesRoundTripAndBadNamesListTheValidOnes) {
   for (Method m : {Method::minmax, Method::moving_average, Method::percentile, Method::entropy, Method::mse}) {
     EXPECT_EQ(calib::parse_method(calib::method_name(m)), m);
@@ -316,20 +331,43 @@ TEST(CalibHistogram, WideningRebinsAndKeepsEveryCount) {
     ASSERT_EQ(h.counts.size(), 256u);
     EXPECT_EQ(std::accumulate(h.counts.begin(), h.counts.end(), std::int64_t{0}), obs.count());
     EXPECT_GE(h.width, width_before);
-    // Every value in its bin, recomputed here: bin k covers [k w, (k + 1) w) at and above 0 and
-    // (k w, (k + 1) w] below it; the counters start at lo.
-    std::vector<std::int64_t> expected(256, 0);
-    for (float v : seen) {
-      const double q = static_cast<double>(v) / h.width;
-      const double k = v >= 0 ? std::floor(q) : std::ceil(q) - 1;
-      const double bin = k - h.lo / h.width;
-      ASSERT_GE(bin, 0);
-      ASSERT_LT(bin, 256);
-      ++expected[static_cast<std::size_t>(bin)];
-    }
-    EXPECT_EQ(counts_of(obs), expected);
+    EXPECT_EQ(counts_of(obs), counts_recomputed(seen, h));
     // The values fill more than half of the counters: the width is the finest that fits.
     EXPECT_GT((obs.observed_max() - obs.observed_min()) / h.width, 127.0);
+  }
+}
+
+// The observer finds bins in float and int32 when that is exact (|x| / w below 2^31, w a normal
+// float), in double otherwise, and counts into four interleaved copies when there are fewer
+// counters than a quarter of a chunk: each way against the recomputation above.
+TEST(CalibHistogram, EveryValueInItsBinOnEveryPath) {
+  Rng rng(17);
+  struct Case {
+    const char* what;
+    int bins;
+    std::vector<float> values;
+  };
+  std::vector<float> relu = normal(rng, 40000, 1.0f);  // several chunks, half of them zeros
+  for (float& v : relu) v = std::max(v, 0.0f);
+  std::vector<float> far;  // a range of 1 at 1e7: w = 2^-10, |x| / w near 2^33, the double path
+  for (int i = 0; i < 3000; ++i) far.push_back(1.0e7f + static_cast<float>(rng.integer(0, 1)));
+  std::vector<float> tiny = normal(rng, 3000, 1e-38f);  // w = 2^-140 or so: not a normal float
+  std::vector<float> edges = uniform(rng, 3000, -8.0f, 8.0f);
+  for (int k = -64; k <= 64; ++k) edges.push_back(static_cast<float>(k) / 8.0f);  // bin edges of both signs
+  edges.push_back(-0.0f);
+  const std::vector<Case> cases{{"normal, copies", 2048, normal(rng, 40000, 3.0f)},
+                                {"relu, copies", 2048, relu},
+                                {"normal, one counter set", 65536, normal(rng, 40000, 3.0f)},
+                                {"far from 0", 2048, far},
+                                {"tiny", 2048, tiny},
+                                {"edges", 256, edges}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    ObserverOptions o = options(Method::percentile);
+    o.bins = c.bins;
+    Observer obs(o);
+    obs.update(c.values);
+    EXPECT_EQ(counts_of(obs), counts_recomputed(c.values, obs.histogram()));
   }
 }
 
