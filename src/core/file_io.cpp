@@ -109,8 +109,13 @@ void StreamedFile::fail(int error) {
   throw Error(fmt::format("{}: write failed: {}", name_, std::strerror(error)));
 }
 
-void StreamedFile::write(const void* data, std::size_t size) {
+void StreamedFile::check_open() const {
   if (broken_) throw Error(fmt::format("{}: an earlier write failed; the file cannot be finished", name_));
+  if (!out_) throw Error(fmt::format("{}: the file was already committed", name_));
+}
+
+void StreamedFile::write(const void* data, std::size_t size) {
+  check_open();
   const auto* bytes = static_cast<const unsigned char*>(data);
   while (size > 0) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size, kWritebackStep));
@@ -166,12 +171,17 @@ void StreamedFile::wait_for_flush() noexcept {
 }
 
 void StreamedFile::commit() {
-  if (broken_) throw Error(fmt::format("{}: an earlier write failed; the file cannot be finished", name_));
+  check_open();
   wait_for_flush();
   std::FILE* out = std::exchange(out_, nullptr);
   const int error = std::fclose(out) != 0 ? errno : flush_error_;
   if (error != 0) fail(error);
-  file_.commit();
+  try {
+    file_.commit();
+  } catch (const Error&) {
+    broken_ = true;
+    throw;
+  }
 }
 
 void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes) {

@@ -42,7 +42,8 @@ class AtomicFile {
 /// An AtomicFile written front to back, for outputs of any size (model files, their shards and
 /// data files). The disk is kept busy while the caller computes what comes next, so that the
 /// flush before the rename has little left. A failed write or flush throws zp::Error naming the
-/// file, and the file is then broken(): it can be neither written nor committed.
+/// file, and the file is then broken(): it can be neither written nor committed. A committed file
+/// takes no more writes.
 class StreamedFile {
  public:
   explicit StreamedFile(std::filesystem::path target);
@@ -64,6 +65,7 @@ class StreamedFile {
   void commit();
 
  private:
+  void check_open() const;
   void start_writeback();
   void wait_for_flush() noexcept;
   [[noreturn]] void fail(int error);

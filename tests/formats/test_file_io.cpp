@@ -45,6 +45,8 @@ TEST(StreamedFile, CommitPutsEveryByteInPlaceAndNothingBefore) {
     EXPECT_EQ(file.size(), a.size() + 5000 + b.size());
     EXPECT_FALSE(std::filesystem::exists(target)) << "the target appeared before commit()";
     file.commit();
+    expect_names(error_of([&] { file.write(b.data(), 1); }), {target.string(), "already committed"});
+    expect_names(error_of([&] { file.commit(); }), {target.string(), "already committed"});
   }
   EXPECT_EQ(slurp(target), a + std::string(5000, '\0') + b);
   EXPECT_EQ(dir.files(), std::vector<std::string>{"out.bin"}) << "a temporary file was left behind";
