@@ -26,15 +26,14 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <map>
 #include <memory>
 #include <span>
 #include <string>
 
+#include "compare.hpp"
 #include "stream.hpp"
 #include "zeropoint/ggml.hpp"
 
@@ -45,8 +44,9 @@ using zp::stream::Shape;
 using zp::stream::Team;
 namespace gg = zp::ggml;
 
-constexpr std::int64_t kCacheMiB = 4;
-constexpr std::int64_t kDramMiB = 256;
+using zp::bench::kCacheMiB;
+using zp::bench::kDramMiB;
+using zp::bench::run_compared;
 
 // One set of buffers per size, shared by every benchmark of that size.
 struct Data {
@@ -69,45 +69,7 @@ Data& data_of(std::int64_t mib) {
   return *d;
 }
 
-class BestOf {
- public:
-  void start() { t0_ = clock::now(); }
-  void stop() { best_ = std::min(best_, std::chrono::duration<double>(clock::now() - t0_).count()); }
-  double seconds() const { return best_; }
 
- private:
-  using clock = std::chrono::steady_clock;
-  clock::time_point t0_;
-  double best_ = std::numeric_limits<double>::infinity();
-};
-
-template <class Pass>
-void run_compared(benchmark::State& state, zp::stream::Yardstick& yardstick, Pass&& pass, double bytes) {
-  const bool cached = state.range(0) <= kCacheMiB;
-  const int every = cached ? 50 : 1;
-  const int yardstick_passes = cached ? 25 : 1;
-  pass();  // warm-up
-  BestOf best;
-  std::int64_t i = 0;
-  for (auto _ : state) {
-    if (i++ % every == 0) {
-      state.PauseTiming();
-      yardstick.round(yardstick_passes);
-      state.ResumeTiming();
-    }
-    best.start();
-    pass();
-    best.stop();
-    benchmark::ClobberMemory();
-  }
-  const zp::stream::Limit& lim = yardstick.limit();
-  const double gbps = bytes / best.seconds() / 1e9;
-  const double limit = bytes / lim.best_s() / 1e9;
-  state.counters["GBps"] = gbps;
-  state.counters["stream_GBps"] = limit;
-  state.counters["pct_of_stream"] = 100.0 * gbps / limit;
-  state.SetBytesProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * bytes));
-}
 
 void BM_quantize(benchmark::State& state, gg::Type type, bool reference) {
   Data& d = data_of(state.range(0));
@@ -118,7 +80,7 @@ void BM_quantize(benchmark::State& state, gg::Type type, bool reference) {
   const gg::QuantizeFn f = reference ? t.quantize_ref : t.quantize;
   const std::size_t bytes = *gg::row_bytes(type, d.n);
   const auto pass = [&] { f({d.x.data(), d.n}, {d.q.data(), bytes}, {}); };
-  run_compared(state, yardstick, pass, static_cast<double>(d.n * sizeof(float)));
+  run_compared(state, yardstick, pass, static_cast<double>(d.n * sizeof(float)), d.n);
 }
 
 void BM_dequantize(benchmark::State& state, gg::Type type, bool reference) {
@@ -130,7 +92,7 @@ void BM_dequantize(benchmark::State& state, gg::Type type, bool reference) {
   zp::stream::Yardstick yardstick(team, Shape::u8_to_f32, d.q.data(), d.y.data(), d.n);
   const gg::DequantizeFn f = reference ? t.dequantize_ref : t.dequantize;
   const auto pass = [&] { f({d.q.data(), bytes}, {d.y.data(), d.n}); };
-  run_compared(state, yardstick, pass, static_cast<double>(d.n * sizeof(float)));
+  run_compared(state, yardstick, pass, static_cast<double>(d.n * sizeof(float)), d.n);
 }
 
 std::int64_t iterations(std::int64_t mib, bool reference) {
