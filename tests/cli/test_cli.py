@@ -8,6 +8,8 @@ mistake in the C++ would have to be repeated independently here to go unnoticed.
 """
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,15 @@ def run(*args, check=True):
     if check and p.returncode != 0:
         raise AssertionError(f"zeropoint {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr}")
     return p
+
+
+def run_on_a_full_disk(*args, limit=256 << 10):
+    """run(), with every file the process writes limited to `limit` bytes: past it a write fails
+    (EFBIG) as it would on a full disk (ENOSPC)."""
+    def limit_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    return subprocess.run([ZEROPOINT, *map(str, args)], capture_output=True, text=True, preexec_fn=limit_files)
 
 
 def read_bytes(path):

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cli  # noqa: E402
-from test_cli import run  # noqa: E402
+from test_cli import run, run_on_a_full_disk  # noqa: E402
 
 MAKE_MODEL = None
 
@@ -349,6 +349,15 @@ class BadGguf(unittest.TestCase):
         out = os.path.join(self.tmp.name, "never.gguf")
         self.expect_error("quantize", bad, "-o", out, "--type", "q4_0", says="truncated.gguf")
         self.assertEqual([f for f in os.listdir(self.tmp.name) if f.startswith("never")], [])
+
+    def test_a_full_disk_is_a_clear_error_and_leaves_no_output(self):
+        out = os.path.join(self.tmp.name, "full.gguf")
+        p = run_on_a_full_disk("quantize", self.gguf, "-o", out, "--type", "q8_0", "-q")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+        self.assertIn(out, p.stderr)
+        self.assertIn("write failed", p.stderr)
+        self.assertEqual([f for f in os.listdir(self.tmp.name) if "full" in f], [])
 
     def test_options_that_do_not_apply(self):
         self.expect_error("quantize", self.gguf, "--scheme", "int8", says="--type")

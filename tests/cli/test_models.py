@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cli  # noqa: E402
-from test_cli import oracle_params, oracle_quantize, run, unpack  # noqa: E402
+from test_cli import oracle_params, oracle_quantize, run, run_on_a_full_disk, unpack  # noqa: E402
 
 ZEROPOINT = None
 MAKE_MODEL = None
@@ -270,6 +270,15 @@ class BadCheckpoints(unittest.TestCase):
         self.assert_fails("quantize", self.model, "-o", out, must_name=(name, "NaN"))
         self.assertEqual(open(out, "rb").read(), b"old")
         self.assertEqual(sorted(os.listdir(self.tmp.name)), ["existing.safetensors", "model"])  # no temporary left
+
+    def test_a_full_disk_is_a_clear_error_and_leaves_no_output(self):
+        out = self.path("out")
+        p = run_on_a_full_disk("quantize", self.model, "-o", out, "-q")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+        self.assertIn(os.path.join(out, "model.safetensors"), p.stderr)
+        self.assertIn("write failed", p.stderr)
+        self.assertEqual(os.listdir(out) if os.path.exists(out) else [], [])
 
     def test_unwritable_output_is_a_clear_error(self):
         self.assert_fails("quantize", self.model, "-o", "/proc/zeropoint-test.safetensors",
