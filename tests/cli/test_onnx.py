@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cli  # noqa: E402
-from test_cli import oracle_params, oracle_quantize, run  # noqa: E402
+from test_cli import oracle_params, oracle_quantize, run, run_on_a_full_disk  # noqa: E402
 
 RUN_JS = r"""
 const ort = require(process.env.ZEROPOINT_ORT_MODULES + '/onnxruntime-node');
@@ -295,6 +295,18 @@ class WeightsMode(OnnxBase):
         q = onnx.load(out)  # loads the external data too
         self.assertGreater(len(tensors_of(q)), 0)
         self.compare(out, 0.999)
+
+    def test_a_full_disk_is_a_clear_error_and_leaves_no_output(self):
+        path = os.path.join(self.dir, "ext.onnx")
+        onnx.save(self.model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location="ext.onnx.weights", size_threshold=64)
+        out = self.out("full.onnx")
+        p = run_on_a_full_disk("quantize", path, "-o", out, "-q", limit=512)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+        self.assertIn(out, p.stderr)  # the model or its data file
+        self.assertIn("File too large", p.stderr)
+        self.assertEqual([f for f in os.listdir(os.path.dirname(out)) if "full" in f], [])
 
     def test_external_codes_are_written_as_made(self):
         # An input with external data gives an output with external data, and the codes of each

@@ -1,5 +1,7 @@
 // ONNX models out: the model file and, when tensors go external, its data file, both written to
 // temporary files and renamed into place only when complete.
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -147,7 +149,7 @@ std::vector<std::filesystem::path> save(Model&& model, const std::filesystem::pa
   {
     std::ofstream out(model_file.temp_path(), std::ios::binary | std::ios::trunc);
     if (!model.proto.SerializeToOstream(&out) || !out.flush()) {
-      throw Error(fmt::format("{}: cannot write the model", path.string()));
+      throw Error(fmt::format("{}: cannot write the model: {}", path.string(), std::strerror(errno)));
     }
   }
   if (data) {
