@@ -139,10 +139,10 @@ void Observer::update_histogram(std::span<const float> chunk, float chunk_min, f
   const auto bins = std::make_unique_for_overwrite<std::int32_t[]>(m);
   lattice_bins(chunk, exponent_, first_, chunk_min, chunk_max, bins.get());
   std::int64_t* counts = counts_.data();
-  if (4 * n > m) {  // more counters than values: one copy
+  if (4 * n > m) {  // four copies would cost more to clear and sum than the counting saves
     for (std::size_t i = 0; i < m; ++i) ++counts[bins[i]];
   } else {
-    std::vector<std::uint32_t> copies(4 * n, 0);
+    std::vector<std::uint32_t> copies(4 * n, 0);  // a chunk is at most kChunk values: no overflow
     std::uint32_t *c0 = copies.data(), *c1 = c0 + n, *c2 = c1 + n, *c3 = c2 + n;
     std::size_t i = 0;
     for (; i + 4 <= m; i += 4) {
