@@ -22,13 +22,18 @@
 // deadlock because the runner reads a whole request before it writes anything, and its stderr
 // goes to an in-memory file, never to a pipe that could fill up.
 //
+// Outputs come back through shared memory when the system allows it: the parent makes an
+// in-memory file (memfd), maps it, and hands it to the child, which writes each answer's tensors
+// into it and sends only their headers (with an "offset") through the pipe. Answers that do not
+// fit, or sessions without the shared file, use the pipe for the tensors too.
+//
 // Costs: each input crosses the pipe once and ORT reads it in place; each output is copied by
-// onnxruntime-node out of ORT (inside session.run), then into the pipe and out of it straight into
-// the memory run() hands over. Measured on a 2-core VM, once a session has run a few times: the
-// pipe moves about 3.5 GB/s (100 MB of float32 output: about 28 ms beyond session.run); a
-// detection CNN with all 672 activations as outputs (695 MB a 640x640 image) spends 30-45 % of
-// its session.run time again on the pipe. Starting a session (node, onnxruntime-node, the model)
-// takes a few hundred milliseconds: keep one per model.
+// onnxruntime-node out of ORT (inside session.run), then written once into the shared file,
+// where the parent reads it in place. Through the pipe instead, the bytes are copied in and out
+// of the kernel with both processes waiting on the pipe's lock: PaddleOCR's detector with its 61
+// calibrated activations as outputs (112 MB a 640x640 image) spent as long again on the pipe as
+// in session.run. Starting a session (node, onnxruntime-node, the model) takes a few hundred
+// milliseconds: keep one per model.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +63,13 @@ struct OrtOptions {
   std::string node_modules;
   /// ONNX Runtime's intra-op threads; 0 leaves ONNX Runtime's default (one per core).
   int threads = 0;
+  /// Outputs through a shared in-memory file when the system allows it (one copy fewer than
+  /// the pipe, and no waiting on it); false sends everything through the pipe.
+  bool shared_memory = true;
+  /// The most bytes of the shared file mapped (address space, not memory: pages exist as
+  /// outputs are written); 0 for 64 GiB, or less where the address space is limited. Two
+  /// consecutive answers must fit side by side, or the later one comes through the pipe.
+  std::size_t shared_window_bytes = 0;
 };
 
 /// One input or output of a model, as ONNX Runtime describes it.
@@ -120,17 +132,25 @@ class OrtSession {
   std::vector<std::pair<std::string, Tensor>> run(std::span<const NamedView> inputs);
 
   /// run() in two halves, for a caller that works on one run's outputs while ONNX Runtime
-  /// computes the next: submit() sends a request; receive() reads its answer into `outputs`
-  /// (in output order), reusing the tensors already there when their shapes match. Between a
-  /// submit() and its receive() no other request may be sent; receive() of one request and
-  /// submit() of the next may be separated by any amount of the caller's work. (Deadlock-free:
-  /// the child reads a whole request before it writes, and answers only after a request.)
+  /// computes the next: submit() sends a request; receive() reads its answer and sets `outputs`
+  /// to views of its tensors, in output order. Between a submit() and its receive() no other
+  /// request may be sent; receive() of one request and submit() of the next may be separated by
+  /// any amount of the caller's work. (Deadlock-free: the child reads a whole request before it
+  /// writes, and answers only after a request.)
+  ///
+  /// The views stay valid until the second submit() after the one they answer: a caller may
+  /// submit request k + 1, then read answer k while ONNX Runtime computes k + 1, with no copy.
+  /// They point into the shared file, or into buffers the session keeps for the last two
+  /// answers (reused from run to run when the sizes match).
   void submit(std::span<const NamedView> inputs);
-  void receive(std::vector<std::pair<std::string, Tensor>>& outputs);
+  void receive(std::vector<std::pair<std::string, TensorView>>& outputs);
 
   /// Seconds the last successful run() spent inside ONNX Runtime (session.run, timed in the
   /// child). Its wall time minus this is what the pipes and the child cost.
   double last_ort_seconds() const noexcept;
+
+  /// Whether the last answer's tensors came through the shared file (false: through the pipe).
+  bool last_answer_shared() const noexcept;
 
  private:
   struct Impl;

@@ -740,7 +740,7 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
   };
   const auto& files = options_.calibration;
   if (extremes_only) {
-    std::vector<std::pair<std::string, Tensor>> extremes;
+    std::vector<std::pair<std::string, TensorView>> extremes;
     for (std::size_t k = 0; k < files.size(); ++k) {
       if (options_.progress) options_.progress(k, files.size(), files[k].string());
       const auto sample = load_sample(files[k]);
@@ -751,10 +751,10 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
       inference += session.last_ort_seconds();
       std::set<std::string> with_nonfinite;
       for (std::size_t i = 0; i < names.size(); ++i) {
-        const float lo = extremes[4 * i].second.view().span<float>()[0];
-        const float hi = extremes[4 * i + 1].second.view().span<float>()[0];
-        const float sum = extremes[4 * i + 2].second.view().span<float>()[0];
-        const std::int64_t size = extremes[4 * i + 3].second.view().span<std::int64_t>()[0];
+        const float lo = extremes[4 * i].second.span<float>()[0];
+        const float hi = extremes[4 * i + 1].second.span<float>()[0];
+        const float sum = extremes[4 * i + 2].second.span<float>()[0];
+        const std::int64_t size = extremes[4 * i + 3].second.span<std::int64_t>()[0];
         if (size == 0 || (std::isfinite(sum) && std::isfinite(lo) && std::isfinite(hi))) {
           observers.at(names[i]).update_extremes(lo, hi, size);
         } else {
@@ -770,8 +770,9 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
     }
   } else {
   // Pipelined: while ONNX Runtime computes sample k + 1, the observers digest sample k's
-  // activations (held in memory: one sample's worth), each observer on one thread.
-  std::vector<std::pair<std::string, Tensor>> activations;
+  // activations where the session received them (at most two samples' worth are held), each
+  // observer on one thread.
+  std::vector<std::pair<std::string, TensorView>> activations;
   std::vector<calib::Observer*> by_output;
   submit(files[0]);
   for (std::size_t k = 0; k < files.size(); ++k) {
@@ -789,7 +790,7 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
     }
     detail::parallel_for(static_cast<std::int64_t>(activations.size()), 1, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
-        if (auto* o = by_output[static_cast<std::size_t>(i)]) o->update(activations[static_cast<std::size_t>(i)].second.view().span<float>());
+        if (auto* o = by_output[static_cast<std::size_t>(i)]) o->update(activations[static_cast<std::size_t>(i)].second.span<float>());
       }
     });
   }

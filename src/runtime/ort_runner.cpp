@@ -52,6 +52,13 @@ constexpr int kPipeBytes = 1 << 20;
 // stays at its peak, which one run reaches anyway.
 constexpr std::string_view kChildMallocTunables =
     "GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=18446744073709551615";
+// The shared output file is mapped once, this large (address space only: pages exist as the
+// child writes them), so that views handed out never move. Smaller windows are tried when the
+// address space is limited; answers that do not fit come through the pipe.
+constexpr std::size_t kSharedWindowBytes = std::size_t{64} << 30;
+constexpr std::size_t kSmallestSharedWindowBytes = std::size_t{256} << 20;
+// The descriptor the child finds the shared file at.
+constexpr int kChildSharedFd = 3;
 // How long the destructor waits for the child to leave after its input closed.
 constexpr auto kExitGrace = std::chrono::seconds(10);
 // The end of the child's stderr that goes into an error message.
@@ -207,6 +214,7 @@ struct TensorHeader {
   DType dtype;
   Shape shape;
   std::size_t nbytes;
+  std::optional<std::size_t> offset;  // in the shared file; none when the bytes follow in the pipe
 };
 
 }  // namespace
@@ -226,14 +234,69 @@ struct OrtSession::Impl {
   // run()'s buffer for the output being handed over; grows to the largest output.
   std::unique_ptr<std::byte[], AlignedDelete> scratch;
   std::size_t scratch_size = 0;
+  // The shared output file (-1 without), its mapping, and how much of it is known to exist.
+  int shared_fd = -1;
+  const std::byte* shared_base = nullptr;
+  std::size_t shared_window = 0;
+  std::size_t shared_size = 0;
+  bool last_shared = false;
+  // receive()'s tensors for answers that came through the pipe: the last two answers' (the
+  // caller may still read the one before), alternating.
+  std::vector<Tensor> pipe_answers[2];
+  int pipe_parity = 0;
 
-  ~Impl() { stop(); }
+  ~Impl() {
+    stop();
+    if (shared_base) ::munmap(const_cast<std::byte*>(shared_base), shared_window);
+    close_fd(shared_fd);
+  }
 
   void stop() noexcept {
     close_fd(to_child);
     close_fd(from_child);
     if (pid > 0) reap(kExitGrace);
     close_fd(child_stderr);
+  }
+
+  // Makes the shared output file and maps it; leaves shared_fd at -1 when the system will not
+  // (then everything goes through the pipe).
+  void open_shared(std::size_t window_wanted) noexcept {
+    const int fd = ::memfd_create("zeropoint-ort-outputs", MFD_CLOEXEC);
+    if (fd < 0) return;
+    // Above the descriptors the child gets (0-3), so that none of its dup2s overwrites another's
+    // source.
+    shared_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, kChildSharedFd + 1);
+    ::close(fd);
+    if (shared_fd < 0) return;
+    const std::size_t first = window_wanted > 0 ? window_wanted : kSharedWindowBytes;
+    for (std::size_t window = first; window >= std::min(first, kSmallestSharedWindowBytes); window /= 4) {
+      void* p = ::mmap(nullptr, window, PROT_READ, MAP_SHARED | MAP_NORESERVE, shared_fd, 0);
+      if (p != MAP_FAILED) {
+        shared_base = static_cast<const std::byte*>(p);
+        shared_window = window;
+        return;
+      }
+    }
+    close_fd(shared_fd);
+  }
+
+  // The bytes of a tensor the child put in the shared file, checked against what exists.
+  const std::byte* shared_bytes(const TensorHeader& t) {
+    const std::size_t offset = *t.offset;
+    if (!shared_base) fail_protocol(fmt::format("output '{}' in a shared file this session does not have", t.name));
+    if (offset > shared_window || t.nbytes > shared_window - offset) {
+      fail_protocol(fmt::format("output '{}' at offset {} of a shared window of {} bytes", t.name, offset, shared_window));
+    }
+    if (offset + t.nbytes > shared_size) {
+      struct stat st {};
+      if (::fstat(shared_fd, &st) == 0 && st.st_size > 0) shared_size = static_cast<std::size_t>(st.st_size);
+      // Reading a mapped page beyond the file's end would be a SIGBUS.
+      if (offset + t.nbytes > shared_size) {
+        fail_protocol(fmt::format("output '{}' at bytes {}..{} of a shared file of {}", t.name, offset,
+                                  offset + t.nbytes, shared_size));
+      }
+    }
+    return shared_base + offset;
   }
 
   // Waits up to `grace` for the child, then kills it. Returns its wait status.
@@ -405,6 +468,7 @@ struct OrtSession::Impl {
       t.dtype = *dtype;
       t.shape = h.at("shape").get<Shape>();
       t.nbytes = h.at("nbytes").get<std::size_t>();
+      if (h.contains("offset")) t.offset = h["offset"].get<std::size_t>();
     } catch (const json::exception& e) {
       fail_protocol(fmt::format("a tensor header without what it needs: {}", e.what()));
     }
@@ -456,8 +520,9 @@ struct OrtSession::Impl {
     write_all(std::move(iov));
   }
 
-  // Reads one answer. For each output, `place` says where its bytes go and `take` is called
-  // once they are there. An exception from `take` is rethrown after the answer was read past.
+  // Reads one answer. For each output, `take(t, index, bytes)` gets its bytes: in the shared
+  // file, or read from the pipe into `place(t, index)`. An exception from `take` is rethrown
+  // after the answer was read past.
   template <class Place, class Take>
   void receive_answer(Place&& place, Take&& take) {
     std::exception_ptr failure;
@@ -466,14 +531,21 @@ struct OrtSession::Impl {
       const std::string kind = h["kind"].get<std::string>();
       if (kind == "tensor") {
         const TensorHeader t = parse_tensor_header(h, index);
+        last_shared = t.offset.has_value();
         if (failure) {
-          skip(t.nbytes);
+          if (!t.offset) skip(t.nbytes);
           continue;
         }
-        std::byte* dest = place(t);
-        read_exact(dest, t.nbytes);
+        const std::byte* bytes = nullptr;
+        if (t.offset) {
+          bytes = shared_bytes(t);
+        } else {
+          std::byte* dest = place(t, index);
+          read_exact(dest, t.nbytes);
+          bytes = dest;
+        }
         try {
-          take(t, dest);
+          take(t, index, bytes);
         } catch (...) {
           failure = std::current_exception();
         }
@@ -551,6 +623,10 @@ OrtSession::OrtSession(const std::filesystem::path& model, std::vector<std::stri
     args.insert(args.end(), {"--outputs", json(outputs).dump()});
   }
   if (options.threads > 0) args.insert(args.end(), {"--threads", std::to_string(options.threads)});
+  if (options.shared_memory) s.open_shared(options.shared_window_bytes);
+  if (s.shared_fd >= 0) {
+    args.insert(args.end(), {"--shared-fd", std::to_string(kChildSharedFd), "--shared-bytes", std::to_string(s.shared_window)});
+  }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -571,6 +647,7 @@ OrtSession::OrtSession(const std::filesystem::path& model, std::vector<std::stri
   posix_spawn_file_actions_adddup2(&actions, child_in, 0);
   posix_spawn_file_actions_adddup2(&actions, child_out, 1);
   posix_spawn_file_actions_adddup2(&actions, s.child_stderr, 2);
+  if (s.shared_fd >= 0) posix_spawn_file_actions_adddup2(&actions, s.shared_fd, kChildSharedFd);
   // The child starts with no signal blocked and SIGPIPE at its default, whatever the caller set.
   sigset_t none, pipe_only;
   sigemptyset(&none);
@@ -616,14 +693,16 @@ const std::vector<OrtTensorInfo>& OrtSession::outputs() const { return impl_->ou
 const std::vector<std::string>& OrtSession::output_names() const { return impl_->output_names; }
 double OrtSession::last_ort_seconds() const noexcept { return impl_->last_ort_seconds; }
 
+bool OrtSession::last_answer_shared() const noexcept { return impl_->last_shared; }
+
 void OrtSession::run(std::span<const NamedView> inputs,
                      const std::function<void(const std::string& name, const TensorView& value)>& on_output) {
   Impl& s = *impl_;
   s.check_usable();
   s.send_request(inputs);
-  s.receive_answer([&](const TensorHeader& t) { return s.scratch_for(t.nbytes); },
-                   [&](const TensorHeader& t, const std::byte* data) {
-                     on_output(t.name, TensorView(data, t.dtype, t.shape));
+  s.receive_answer([&](const TensorHeader& t, std::size_t) { return s.scratch_for(t.nbytes); },
+                   [&](const TensorHeader& t, std::size_t, const std::byte* bytes) {
+                     on_output(t.name, TensorView(bytes, t.dtype, t.shape));
                    });
 }
 
@@ -633,13 +712,17 @@ std::vector<std::pair<std::string, Tensor>> OrtSession::run(std::span<const Name
   s.send_request(inputs);
   std::vector<std::pair<std::string, Tensor>> results;
   results.reserve(s.output_names.size());
-  // Straight into the tensors returned: no second copy.
+  // Through the pipe, straight into the tensors returned; from the shared file, one copy.
   s.receive_answer(
-      [&](const TensorHeader& t) {
+      [&](const TensorHeader& t, std::size_t) {
         results.emplace_back(t.name, Tensor(t.dtype, t.shape));
         return static_cast<std::byte*>(results.back().second.data());
       },
-      [](const TensorHeader&, const std::byte*) {});
+      [&](const TensorHeader& t, std::size_t index, const std::byte* bytes) {
+        if (index < results.size()) return;
+        results.emplace_back(t.name, Tensor(t.dtype, t.shape));
+        if (t.nbytes > 0) std::memcpy(results.back().second.data(), bytes, t.nbytes);
+      });
   return results;
 }
 
@@ -649,23 +732,28 @@ void OrtSession::submit(std::span<const NamedView> inputs) {
   s.send_request(inputs);
 }
 
-void OrtSession::receive(std::vector<std::pair<std::string, Tensor>>& outputs) {
+void OrtSession::receive(std::vector<std::pair<std::string, TensorView>>& outputs) {
   Impl& s = *impl_;
   s.check_usable();
-  if (outputs.size() != s.output_names.size()) outputs.resize(s.output_names.size());
-  std::size_t index = 0;
+  outputs.clear();
+  outputs.reserve(s.output_names.size());
+  // The previous answer's buffers stay as they are: the caller may still be reading them.
+  s.pipe_parity ^= 1;
+  std::vector<Tensor>& buffers = s.pipe_answers[s.pipe_parity];
+  if (buffers.size() < s.output_names.size()) buffers.resize(s.output_names.size());
   s.receive_answer(
-      [&](const TensorHeader& t) {
-        auto& [name, tensor] = outputs[index++];
-        // The same tensor is reused from run to run when its size has not changed: fresh pages
-        // cost more to fault in than the pipe costs to read (hundreds of MB per run).
+      [&](const TensorHeader& t, std::size_t index) {
+        Tensor& tensor = buffers[index];
+        // Reused from run to run when the size has not changed: fresh pages cost more to fault
+        // in than the pipe costs to read (hundreds of MB per run).
         if (tensor.dtype() != t.dtype || tensor.nbytes() != t.nbytes || tensor.shape() != t.shape) {
           tensor = Tensor(t.dtype, t.shape);
         }
-        name = t.name;
         return static_cast<std::byte*>(tensor.data());
       },
-      [](const TensorHeader&, const std::byte*) {});
+      [&](const TensorHeader& t, std::size_t, const std::byte* bytes) {
+        outputs.emplace_back(t.name, TensorView(bytes, t.dtype, t.shape));
+      });
 }
 
 bool ort_available(const OrtOptions& options) { return what_is_missing(resolve(options)).empty(); }

@@ -382,6 +382,120 @@ TEST(OrtSession, LargeOutputsFromASmallRequest) {
   }
 }
 
+// The outputs are the same through the shared file and through the pipe, for both ways of
+// running; empty outputs (batch 0) included.
+TEST(OrtSession, SharedFileAndPipeGiveTheSameOutputs) {
+  SKIP_WITHOUT_ORT();
+  for (const bool shared : {true, false}) {
+    SCOPED_TRACE(shared ? "shared file" : "pipe");
+    OrtOptions o;
+    o.threads = 1;
+    o.shared_memory = shared;
+    OrtSession s(model("add_matmul.onnx"), {}, o);
+    Rng rng(23);
+    for (int run = 0; run < 12; ++run) {
+      const std::int64_t batch = run == 0 ? 0 : rng.integer(1, 300);
+      Tensor x = rng.heavy_tailed({batch, 4});
+      Tensor w = rng.heavy_tailed({4, 3});
+      const AddMatMulReference want = add_matmul_reference(x, w);
+      const NamedView feeds[] = {{"x", x}, {"w", w}};
+      const auto out = s.run(feeds);
+      EXPECT_EQ(s.last_answer_shared(), shared);
+      ASSERT_EQ(out.size(), 3u);
+      expect_near_all(values<float>(out[0].second), want.sum, "sum");
+      std::vector<float> relu;
+      s.run(feeds, [&](const std::string& name, const TensorView& v) {
+        if (name == "relu") relu = values<float>(v);
+      });
+      expect_near_all(relu, want.relu, "relu (callback)");
+      if (HasFailure()) FAIL() << "run " << run;
+    }
+  }
+}
+
+// receive() hands over views. A caller reads answer k while request k + 1 runs, and answer k
+// must stay as it was until the second submit() after its own: through the shared file (sizes
+// that grow and shrink move the answers around in it), through the pipe, and with a shared
+// window too small for some answers (those come through the pipe).
+TEST(OrtSession, ReceivedViewsStayValidUntilTheSecondSubmitAfterTheirs) {
+  SKIP_WITHOUT_ORT();
+  const std::int64_t sizes[] = {1000, 300000, 300000, 10, 200000, 250000, 5, 0, 70000, 300000, 3};
+  auto value = [](std::size_t k, std::int64_t i) { return static_cast<float>(k) * 1000.0f + static_cast<float>(i % 997); };
+  auto input = [&](std::size_t k) {
+    Tensor x(DType::f32, {sizes[k]});
+    auto xs = x.span<float>();
+    for (std::int64_t i = 0; i < sizes[k]; ++i) xs[i] = value(k, i);
+    return x;
+  };
+  auto holds = [&](const std::vector<std::pair<std::string, TensorView>>& got, std::size_t k) {
+    if (got.size() != 1 || got[0].first != "y" || got[0].second.shape() != Shape{sizes[k]}) return false;
+    const auto ys = got[0].second.span<float>();
+    for (std::int64_t i = 0; i < sizes[k]; ++i) {
+      if (ys[i] != value(k, i)) return false;
+    }
+    return true;
+  };
+  struct Case {
+    const char* name;
+    bool shared;
+    std::size_t window;
+  };
+  for (const Case& c : {Case{"shared file", true, 0}, Case{"pipe", false, 0}, Case{"1 MiB window", true, 1u << 20}}) {
+    SCOPED_TRACE(c.name);
+    OrtOptions o;
+    o.shared_memory = c.shared;
+    o.shared_window_bytes = c.window;
+    OrtSession s(model("identity.onnx"), {}, o);
+    std::vector<std::pair<std::string, TensorView>> previous, current;
+    s.submit(std::vector<NamedView>{{"x", input(0)}});
+    s.receive(previous);
+    ASSERT_TRUE(holds(previous, 0));
+    for (std::size_t k = 1; k < std::size(sizes); ++k) {
+      s.submit(std::vector<NamedView>{{"x", input(k)}});
+      ASSERT_TRUE(holds(previous, k - 1)) << "answer " << k - 1 << " after request " << k << " was sent";
+      s.receive(current);
+      ASSERT_TRUE(holds(current, k)) << "answer " << k;
+      ASSERT_TRUE(holds(previous, k - 1)) << "answer " << k - 1 << " after answer " << k << " arrived";
+      // An answer larger than the window comes through the pipe; one that fits beside the
+      // previous answer, through the shared file.
+      auto bytes = [&](std::size_t j) { return (static_cast<std::size_t>(sizes[j]) * 4 + 63) / 64 * 64; };
+      const std::size_t window = c.window == 0 ? std::size_t{64} << 30 : c.window;
+      if (!c.shared || bytes(k) > window) EXPECT_FALSE(s.last_answer_shared()) << "answer " << k;
+      if (c.shared && bytes(k - 1) + bytes(k) <= window) EXPECT_TRUE(s.last_answer_shared()) << "answer " << k;
+      std::swap(previous, current);
+    }
+  }
+}
+
+// A runner that says an output lies beyond the end of the shared file: reading it would be a
+// SIGBUS, so it is a protocol error, and the session is done.
+TEST(OrtSession, AnOutputBeyondTheSharedFileIsAnErrorNotASignal) {
+  SKIP_WITHOUT_ORT();
+  TempDir dir;
+  OrtOptions o;
+  o.runner_script = dir.put("points_past_the_end.js", R"(
+    const fs = require('fs');
+    const frame = (h) => { const j = Buffer.from(JSON.stringify(h)); const n = Buffer.alloc(4); n.writeUInt32LE(j.length); return Buffer.concat([n, j]); };
+    fs.writeSync(1, frame({kind: 'session', outputs: [{name: 'y', dtype: 'float32', shape: ['n']}],
+                           inputs: [{name: 'x', dtype: 'float32', shape: ['n']}]}));
+    const n = Buffer.alloc(4); fs.readSync(0, n);
+    const h = Buffer.alloc(n.readUInt32LE()); fs.readSync(0, h);
+    fs.readSync(0, Buffer.alloc(16));
+    fs.writeSync(1, Buffer.concat([frame({kind: 'tensor', name: 'y', dtype: 'float32', shape: [4], nbytes: 16, offset: 4096}),
+                                   frame({kind: 'end', run_ms: 1})]));
+    fs.readSync(0, Buffer.alloc(1));
+  )").string();
+  for (const bool shared : {true, false}) {
+    o.shared_memory = shared;
+    OrtSession s(model("identity.onnx"), {}, o);
+    Tensor x(DType::f32, {4});
+    const NamedView feeds[] = {{"x", x}};
+    expect_names(error_of([&] { s.run(feeds); }),
+                 {"identity.onnx", "out of step", "output 'y'", shared ? "of a shared file of 0" : "does not have"});
+    expect_names(error_of([&] { s.run(feeds); }), {"cannot run any more"});
+  }
+}
+
 TEST(OrtSession, MovesKeepTheChild) {
   SKIP_WITHOUT_ORT();
   OrtSession a(model("identity.onnx"));

@@ -3,12 +3,14 @@
 // it over stdin/stdout (zp::OrtSession, include/zeropoint/ort_runner.hpp).
 //
 //   node ort_runner.js MODEL.onnx [--outputs a,b,... | --outputs '["a","b"]'] [--threads N]
-//                      [--modules DIR]
+//                      [--modules DIR] [--shared-fd FD --shared-bytes N]
 //
 // onnxruntime-node is loaded from DIR/onnxruntime-node when --modules is given, else through
 // the usual require() search (NODE_PATH). --threads sets ORT's intra-op threads (0: ORT's
 // default). --outputs picks the graph outputs to return, in that order (default: all of them);
-// the JSON form is for names that contain commas.
+// the JSON form is for names that contain commas. --shared-fd names a file descriptor the parent
+// opened (a memfd it has mapped, N bytes of it): outputs then travel through that file instead of
+// the pipe (see "Shared outputs" below).
 //
 // Protocol. Every message, both ways, is one frame:
 //
@@ -32,6 +34,15 @@
 //       (unknown input name, wrong dtype or shape, ORT's own error) the answer is one
 //       {"kind":"error","message"} frame instead, and the runner waits for the next request.
 //   The parent closes stdin to end; the runner then exits 0.
+//
+// Shared outputs. With --shared-fd, an answer whose outputs fit writes their bytes into the
+// shared file first, each at a 64-byte aligned offset, and then sends the tensor headers with an
+// "offset" field and no payload: {"kind":"tensor","name","dtype","shape","nbytes","offset"}. The
+// bytes of one answer lie in [start, end) of the file; the next answer's range never overlaps
+// the previous answer's (it starts at 0 when it fits below it, else right after it), so the
+// parent may go on reading one answer's outputs while the next request runs. When an answer
+// does not fit in N bytes that way, its tensors come through the pipe as usual. The shared
+// file only grows (ftruncate), so what the parent has been told about stays readable.
 //
 // The runner reads a whole request before it runs the model and writes anything, and writes
 // the whole answer before it reads again: a parent that writes a whole request and then reads
@@ -69,7 +80,7 @@ const TYPED_ARRAYS = {
 class ProtocolError extends Error {}
 
 function parseArgs(argv) {
-  const args = { model: undefined, outputs: undefined, threads: 0, modules: undefined };
+  const args = { model: undefined, outputs: undefined, threads: 0, modules: undefined, sharedFd: undefined, sharedBytes: 0 };
   for (let i = 0; i < argv.length; ++i) {
     const a = argv[i];
     const value = () => {
@@ -84,6 +95,11 @@ function parseArgs(argv) {
       if (!Number.isInteger(args.threads) || args.threads < 0) throw new Error(`--threads: not a count: ${argv[i]}`);
     } else if (a === '--modules') {
       args.modules = value();
+    } else if (a === '--shared-fd' || a === '--shared-bytes') {
+      const n = Number(value());
+      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${a}: not a count: ${argv[i]}`);
+      if (a === '--shared-fd') args.sharedFd = n;
+      else args.sharedBytes = n;
     } else if (a.startsWith('--')) {
       throw new Error(`unknown option ${a}`);
     } else if (args.model === undefined) {
@@ -92,7 +108,10 @@ function parseArgs(argv) {
       throw new Error(`unexpected argument ${a}`);
     }
   }
-  if (args.model === undefined) throw new Error('usage: node ort_runner.js MODEL.onnx [--outputs a,b] [--threads N] [--modules DIR]');
+  if (args.model === undefined) {
+    throw new Error('usage: node ort_runner.js MODEL.onnx [--outputs a,b] [--threads N] [--modules DIR] [--shared-fd FD --shared-bytes N]');
+  }
+  if ((args.sharedFd === undefined) !== (args.sharedBytes === 0)) throw new Error('--shared-fd and --shared-bytes go together');
   return args;
 }
 
@@ -154,11 +173,16 @@ function readHeader() {
   }
 }
 
-function writeFrame(header, payloads = []) {
+// The buffers of one frame: length prefix, header, payloads.
+function frame(header, payloads = []) {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const prefix = Buffer.allocUnsafe(4);
   prefix.writeUInt32LE(json.length, 0);
-  writeFully([prefix, json, ...payloads]);
+  return [prefix, json, ...payloads];
+}
+
+function writeFrame(header, payloads = []) {
+  writeFully(frame(header, payloads));
 }
 
 function sendError(message) {
@@ -250,6 +274,51 @@ function readRequest(header, inputMeta) {
   return feeds;
 }
 
+// Where the answers go in the shared file: [start, end) of the previous answer's bytes, which the
+// parent may still be reading, and the file's size so far.
+class SharedOutputs {
+  constructor(fd, capacity) {
+    this.fd = fd;
+    this.capacity = capacity;
+    this.previous = { start: 0, end: 0 };
+    this.size = 0;
+  }
+
+  // Writes the buffers and returns their offsets, or null when they do not fit beside the
+  // previous answer (they then go through the pipe, and nothing of the previous answer is
+  // touched: the parent may still read it).
+  place(buffers) {
+    const align = (n) => Math.ceil(n / 64) * 64;
+    const total = buffers.reduce((sum, b) => sum + align(b.length), 0);
+    let start;
+    if (total <= this.previous.start) start = 0;
+    else if (align(this.previous.end) + total <= this.capacity) start = align(this.previous.end);
+    else return null;
+    const offsets = [];
+    let at = start;
+    for (const b of buffers) {
+      offsets.push(at);
+      at += align(b.length);
+    }
+    if (at > this.size) {
+      fs.ftruncateSync(this.fd, at);
+      this.size = at;
+    }
+    buffers.forEach((b, i) => {
+      for (let done = 0; done < b.length;) {
+        done += retryingEagain(() => fs.writeSync(this.fd, b, done, b.length - done, offsets[i] + done));
+      }
+    });
+    this.previous = { start, end: at };
+    return offsets;
+  }
+
+  // An answer that went through the pipe: the parent reads nothing of the file for it.
+  skip() {
+    this.previous = { start: 0, end: 0 };
+  }
+}
+
 let ort;
 
 async function main() {
@@ -287,6 +356,7 @@ async function main() {
     }
   }
   const inputMeta = new Map(session.inputMetadata.map((m) => [m.name, m]));
+  const shared = args.sharedFd === undefined ? null : new SharedOutputs(args.sharedFd, args.sharedBytes);
   writeFrame({
     kind: 'session',
     inputs: describe(session.inputMetadata),
@@ -320,12 +390,19 @@ async function main() {
       sendError(`output '${problem}' is ${results[problem]?.type ?? 'not a tensor'}, which cannot be returned`);
       continue;
     }
-    for (const name of outputs) {
+    const buffers = outputs.map((name) => {
+      const d = results[name].data;
+      return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    });
+    const offsets = shared === null ? null : shared.place(buffers);
+    if (offsets === null) shared?.skip();
+    // The whole answer in one gathered write.
+    const answer = outputs.flatMap((name, i) => {
       const t = results[name];
-      const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      writeFrame({ kind: 'tensor', name, dtype: t.type, shape: t.dims, nbytes: bytes.length }, [bytes]);
-    }
-    writeFrame({ kind: 'end', run_ms: runMs });
+      const header = { kind: 'tensor', name, dtype: t.type, shape: t.dims, nbytes: buffers[i].length };
+      return offsets === null ? frame(header, [buffers[i]]) : frame({ ...header, offset: offsets[i] });
+    });
+    writeFully([...answer, ...frame({ kind: 'end', run_ms: runMs })]);
   }
 }
 
