@@ -30,10 +30,11 @@
 // Costs: each input crosses the pipe once and ORT reads it in place; each output is copied by
 // onnxruntime-node out of ORT (inside session.run), then written once into the shared file,
 // where the parent reads it in place. Through the pipe instead, the bytes are copied in and out
-// of the kernel with both processes waiting on the pipe's lock: PaddleOCR's detector with its 61
-// calibrated activations as outputs (112 MB a 640x640 image) spent as long again on the pipe as
-// in session.run. Starting a session (node, onnxruntime-node, the model) takes a few hundred
-// milliseconds: keep one per model.
+// of the kernel with both processes waiting on the pipe's lock: calibrating PaddleOCR's detector
+// with its 61 activations as outputs (112 MB a 640x640 image) took 8.7-8.8 s that way and
+// 5.7-6.7 s through the shared file, of which 4.3-5.2 s in session.run (docs/benchmarks.md).
+// Starting a session (node, onnxruntime-node, the model) takes a few hundred milliseconds: keep
+// one per model.
 #pragma once
 
 #include <cstdint>
