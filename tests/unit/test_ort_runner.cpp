@@ -14,7 +14,9 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "formats/file_test_util.hpp"
 #include "unit/test_util.hpp"
@@ -465,6 +467,27 @@ TEST(OrtSession, ReceivedViewsStayValidUntilTheSecondSubmitAfterTheirs) {
       std::swap(previous, current);
     }
   }
+}
+
+// A shared file the runner cannot write (here its descriptor is swapped for a read-only one
+// before the real runner starts): the outputs come through the pipe instead, unchanged.
+TEST(OrtSession, AnUnwritableSharedFileFallsBackToThePipe) {
+  SKIP_WITHOUT_ORT();
+  TempDir dir;
+  const auto runner = std::filesystem::path(ZP_TEST_DATA_DIR) / ".." / ".." / "tools" / "ort-runner" / "ort_runner.js";
+  OrtOptions o;
+  o.runner_script = dir.put("read_only_shared_file.js", fmt::format(R"(
+    const fs = require('fs');
+    fs.closeSync(3);
+    if (fs.openSync('/dev/null', 'r') !== 3) throw new Error('descriptor 3 was not reused');
+    process.argv[1] = {0};
+    require({0});
+  )", nlohmann::json(std::filesystem::weakly_canonical(runner).string()).dump())).string();
+  OrtSession s(model("identity.onnx"), {}, o);
+  Tensor x = tensor<float>(DType::f32, {3}, {1.5f, -2.0f, 1e30f});
+  const NamedView feeds[] = {{"x", x}};
+  EXPECT_EQ(values<float>(s.run(feeds).at(0).second), (std::vector<float>{1.5f, -2.0f, 1e30f}));
+  EXPECT_FALSE(s.last_answer_shared());
 }
 
 // A runner that says an output lies beyond the end of the shared file: reading it would be a

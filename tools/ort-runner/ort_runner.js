@@ -285,8 +285,8 @@ class SharedOutputs {
   }
 
   // Writes the buffers and returns their offsets, or null when they do not fit beside the
-  // previous answer (they then go through the pipe, and nothing of the previous answer is
-  // touched: the parent may still read it).
+  // previous answer or the file cannot take them (out of memory): they then go through the pipe,
+  // and nothing of the previous answer has been touched, since the parent may still read it.
   place(buffers) {
     const align = (n) => Math.ceil(n / 64) * 64;
     const total = buffers.reduce((sum, b) => sum + align(b.length), 0);
@@ -300,15 +300,19 @@ class SharedOutputs {
       offsets.push(at);
       at += align(b.length);
     }
-    if (at > this.size) {
-      fs.ftruncateSync(this.fd, at);
-      this.size = at;
-    }
-    buffers.forEach((b, i) => {
-      for (let done = 0; done < b.length;) {
-        done += retryingEagain(() => fs.writeSync(this.fd, b, done, b.length - done, offsets[i] + done));
+    try {
+      if (at > this.size) {
+        fs.ftruncateSync(this.fd, at);
+        this.size = at;
       }
-    });
+      buffers.forEach((b, i) => {
+        for (let done = 0; done < b.length;) {
+          done += retryingEagain(() => fs.writeSync(this.fd, b, done, b.length - done, offsets[i] + done));
+        }
+      });
+    } catch (e) {
+      return null;
+    }
     this.previous = { start, end: at };
     return offsets;
   }
