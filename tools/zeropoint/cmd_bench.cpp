@@ -22,7 +22,7 @@ namespace {
 
 namespace ks = zp::kernels;
 using zp::stream::AlignedBuffer;
-using zp::stream::Shape;
+using MemoryShape = zp::stream::Shape;  // not zp::Shape (a tensor shape)
 using zp::stream::Team;
 
 struct BenchOptions {
@@ -52,20 +52,20 @@ struct Arrays {
 // One line per kernel: what it is called, the yardstick of its shape, how to run it on [b, e).
 struct Kernel {
   const char* name;
-  Shape shape;
+  MemoryShape shape;
   void (*run)(Arrays& a, std::size_t b, std::size_t e);
 };
 
 const Kernel kKernels[] = {
-    {"f32_qs8_quantize", Shape::f32_to_u8,
+    {"f32_qs8_quantize", MemoryShape::f32_to_u8,
      [](Arrays& a, std::size_t b, std::size_t e) {
        ks::f32_qs8_quantize({a.x.data() + b, e - b}, a.p, a.spec, {a.q.data() + b, e - b});
      }},
-    {"qs8_f32_dequantize", Shape::u8_to_f32,
+    {"qs8_f32_dequantize", MemoryShape::u8_to_f32,
      [](Arrays& a, std::size_t b, std::size_t e) {
        ks::qs8_f32_dequantize({a.q.data() + b, e - b}, a.p, {a.y.data() + b, e - b});
      }},
-    {"f32_minmax", Shape::read_f32,
+    {"f32_minmax", MemoryShape::read_f32,
      [](Arrays& a, std::size_t b, std::size_t e) {
        const ks::MinMax m = ks::f32_minmax({a.x.data() + b, e - b}, false);
        zp::stream::keep(m.min > m.max ? 1u : 0u);
@@ -92,8 +92,8 @@ std::vector<Row> measure(const BenchOptions& o) {
     for (const int threads : o.threads) {
       Team team(threads);
       for (const Kernel& k : kKernels) {
-        const void* in = k.shape == Shape::u8_to_f32 ? static_cast<const void*>(a.q.data()) : a.x.data();
-        void* out = k.shape == Shape::u8_to_f32 ? static_cast<void*>(a.y.data()) : a.q.data();
+        const void* in = k.shape == MemoryShape::u8_to_f32 ? static_cast<const void*>(a.q.data()) : a.x.data();
+        void* out = k.shape == MemoryShape::u8_to_f32 ? static_cast<void*>(a.y.data()) : a.q.data();
         zp::stream::Yardstick yardstick(team, k.shape, in, out, a.n);
         const auto pass = [&] { team.split(a.n, [&](std::size_t b, std::size_t e) { k.run(a, b, e); }); };
         const zp::stream::Comparison c = zp::stream::compare(yardstick, pass, o.rounds, passes);
@@ -122,7 +122,7 @@ void print_text(const BenchOptions& o, const std::vector<Row>& rows) {
       "floats. \"nt\": the limit used streaming (non-temporal) stores, which bypass the cache.\n");
 }
 
-nlohmann::json to_json(const BenchOptions& o, const std::vector<Row>& rows) {
+nlohmann::json bench_json(const BenchOptions& o, const std::vector<Row>& rows) {
   nlohmann::json results = nlohmann::json::array();
   for (const Row& r : rows) {
     results.push_back({{"kernel", r.kernel->name},
@@ -171,7 +171,7 @@ void add_bench(CLI::App& app) {
     }
     const std::vector<Row> rows = measure(o);
     if (o.json) {
-      fmt::print("{}\n", to_json(o, rows).dump(2));
+      fmt::print("{}\n", bench_json(o, rows).dump(2));
     } else {
       print_text(o, rows);
     }

@@ -136,7 +136,7 @@ void print_article(const Explanation& e) {
   }
 }
 
-nlohmann::json to_json(const Explanation& e) {
+nlohmann::json explanation_json(const Explanation& e) {
   const ParamDerivation& d = e.params;
   nlohmann::json j{{"scheme", e.scheme.str()},
                    {"range", {e.min, e.max}},
@@ -186,7 +186,7 @@ void add_explain(CLI::App& app) {
     if (values.empty()) values = {opts->range[0], 0.0f, opts->range[1]};
     const Explanation e = explain(opts->range[0], opts->range[1], scheme, values);
     if (opts->json) {
-      fmt::print("{}\n", to_json(e).dump(2));
+      fmt::print("{}\n", explanation_json(e).dump(2));
       return;
     }
     fmt::print("Quantizing [{}, {}] to {}: {}\n\n", num(e.min), num(e.max), scheme.str(), describe(scheme));
