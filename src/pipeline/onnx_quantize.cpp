@@ -638,9 +638,11 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
     }
   } cleanup{dir};
   // The float model with every activation to observe added as a graph output: what the
-  // histogram methods read, value by value.
+  // histogram methods read, value by value (written when first needed: minmax needs it only for
+  // a batch holding NaN or infinity).
   const fs::path values_path = dir / "values.onnx";
-  {
+  auto values_model = [&, written = false]() mutable -> const fs::path& {
+    if (written) return values_path;
     Model augmented = float_model_;
     auto& g = *augmented.proto.mutable_graph();
     std::set<std::string> outputs;
@@ -652,7 +654,9 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
       v->mutable_type()->mutable_tensor_type()->set_elem_type(pb::TensorProto::FLOAT);
     }
     save(augmented, values_path, {});
-  }
+    written = true;
+    return values_path;
+  };
   // minmax and moving_average need only each batch's extremes: ONNX Runtime computes them
   // (ReduceMin, ReduceMax) and four scalars per activation cross the pipe instead of the whole
   // tensor, which also leaves ONNX Runtime free to reuse the activations' memory. ReduceMin and
@@ -683,7 +687,7 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
   }
 
   OrtSession session = extremes_only ? OrtSession(extremes_path, extreme_outputs, options_.ort)
-                                     : OrtSession(values_path, names, options_.ort);
+                                     : OrtSession(values_model(), names, options_.ort);
   std::optional<OrtSession> values_session;  // extremes_only: for batches holding NaN or infinity
   std::map<std::string, calib::Observer> observers;
   for (const auto& n : names) observers.emplace(n, calib::Observer(options_.observer));
@@ -762,7 +766,7 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
         }
       }
       if (with_nonfinite.empty()) continue;
-      if (!values_session) values_session.emplace(values_path, names, options_.ort);
+      if (!values_session) values_session.emplace(values_model(), names, options_.ort);
       values_session->run(views, [&](const std::string& name, const TensorView& value) {
         if (with_nonfinite.contains(name)) observers.at(name).update(value.span<float>());
       });
