@@ -7,6 +7,7 @@
 // switched to T_dequantized; the others (normalization operators, graph outputs, subgraphs) keep
 // T. That is the form ONNX Runtime fuses into its integer kernels (QLinearConv, QLinearMatMul).
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -669,18 +670,37 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
   if (extremes_only) {
     Model augmented = float_model_;
     auto& g = *augmented.proto.mutable_graph();
+    constexpr std::array<std::string_view, 4> kExtremeOps = {"ReduceMin", "ReduceMax", "ReduceSum", "Size"};
+    auto extreme_name = [](const std::string& n, std::string_view op) { return fmt::format("zeropoint_calibration/{}/{}", n, op); };
     for (const auto& n : names) {
-      const std::string base = "zeropoint_calibration/" + n;
-      for (const char* op : {"ReduceMin", "ReduceMax", "ReduceSum", "Size"}) {
-        const std::string out = base + "/" + op;
-        pb::NodeProto node = make_node(op, base + "/" + op + "_node", {n}, {out});
-        if (std::string_view(op) != "Size") add_int_attribute(node, "keepdims", 0);
-        *g.add_node() = std::move(node);
+      for (const std::string_view op : kExtremeOps) {
         auto* v = g.add_output();
-        v->set_name(out);
-        v->mutable_type()->mutable_tensor_type()->set_elem_type(std::string_view(op) == "Size" ? pb::TensorProto::INT64
-                                                                                                : pb::TensorProto::FLOAT);
-        extreme_outputs.push_back(out);
+        v->set_name(extreme_name(n, op));
+        v->mutable_type()->mutable_tensor_type()->set_elem_type(op == "Size" ? pb::TensorProto::INT64 : pb::TensorProto::FLOAT);
+        extreme_outputs.push_back(v->name());
+      }
+    }
+    // The reductions go in last-produced-first order. ONNX Runtime's default execution order is
+    // a depth-first walk back from the leaf nodes, the last in the file first: listed this way,
+    // each activation's reductions run right after the node that makes it, while it is in cache
+    // and before its memory is reused. Appended in the graph's own order, they all ran at the
+    // end, keeping every activation alive until then (PaddleOCR's detector: 32 runs took 3.47 s
+    // against 2.88 s this way and 2.6 s for the model alone).
+    std::map<std::string, int> produced_at;
+    for (int i = 0; i < g.node_size(); ++i) {
+      for (const auto& o : g.node(i).output()) produced_at[o] = i;
+    }
+    std::vector<std::string> last_first = names;
+    std::stable_sort(last_first.begin(), last_first.end(), [&](const std::string& a, const std::string& b) {
+      const auto at = [&](const std::string& n) { return produced_at.contains(n) ? produced_at.at(n) : -1; };
+      return at(a) > at(b);
+    });
+    for (const auto& n : last_first) {
+      for (const std::string_view op : kExtremeOps) {
+        const std::string out = extreme_name(n, op);
+        pb::NodeProto node = make_node(std::string(op), out + "_node", {n}, {out});
+        if (op != "Size") add_int_attribute(node, "keepdims", 0);
+        *g.add_node() = std::move(node);
       }
     }
     save(augmented, extremes_path, {});
@@ -694,8 +714,19 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
   double inference = 0;
   const auto& inputs = session.inputs();
   // One sample: the model's inputs by name, checked against what the session says it takes.
-  auto load_sample = [&](const fs::path& file) {
-    std::vector<std::pair<std::string, Tensor>> sample;
+  // `sample` keeps the previous sample's tensors, whose memory is read into again when the shapes
+  // match (fresh memory costs page faults on every sample: 0.4-0.9 s of reading over 32 samples
+  // of PaddleOCR's detector, against 0.1 s reusing it).
+  using Sample = std::vector<std::pair<std::string, Tensor>>;
+  auto load_sample = [&](const fs::path& file, Sample& sample) {
+    Sample previous = std::move(sample);
+    sample.clear();
+    auto reuse = [&](const std::string& name) {
+      for (auto& [n, t] : previous) {
+        if (n == name) return std::move(t);
+      }
+      return Tensor();
+    };
     if (file.extension() == ".npz") {
       const npz::Reader reader(file);
       for (const auto& in : inputs) {
@@ -703,7 +734,7 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
           throw Error(fmt::format("{}: no array named '{}', an input of {} (it has: {})", file.string(), in.name,
                                   input_.string(), fmt::join(reader.names(), ", ")));
         }
-        sample.emplace_back(in.name, reader.tensor(in.name));
+        sample.emplace_back(in.name, reader.tensor(in.name, reuse(in.name)));
       }
       for (const auto& name : reader.names()) {
         if (std::none_of(inputs.begin(), inputs.end(), [&](const auto& in) { return in.name == name; })) {
@@ -715,7 +746,7 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
         throw Error(fmt::format("{}: {} has {} inputs; give each sample as an .npz with one array per input",
                                 file.string(), input_.string(), inputs.size()));
       }
-      sample.emplace_back(inputs[0].name, npy::read(file));
+      sample.emplace_back(inputs[0].name, npy::read(file, reuse(inputs[0].name)));
     }
     for (const auto& [name, tensor] : sample) {
       const auto& info = *std::find_if(inputs.begin(), inputs.end(), [&n = name](const auto& in) { return in.name == n; });
@@ -734,23 +765,24 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
                                 shape_str(tensor.shape()), fmt::join(dims, ", ")));
       }
     }
-    return sample;
   };
-  auto submit = [&](const fs::path& file) {
-    const auto sample = load_sample(file);
+  auto views_of = [](const Sample& sample) {
     std::vector<NamedView> views;
     for (const auto& [name, tensor] : sample) views.push_back({name, tensor.view()});
-    session.submit(views);  // the request is fully written when this returns
+    return views;
   };
+  // Two samples in turn: the next one is read while ONNX Runtime runs this one (a request is fully
+  // written when submit returns, so its tensors are free again then).
   const auto& files = options_.calibration;
+  std::array<Sample, 2> samples;
+  load_sample(files[0], samples[0]);
   if (extremes_only) {
     std::vector<std::pair<std::string, TensorView>> extremes;
     for (std::size_t k = 0; k < files.size(); ++k) {
       if (options_.progress) options_.progress(k, files.size(), files[k].string());
-      const auto sample = load_sample(files[k]);
-      std::vector<NamedView> views;
-      for (const auto& [name, tensor] : sample) views.push_back({name, tensor.view()});
-      session.submit(views);
+      const Sample& sample = samples[k % 2];
+      session.submit(views_of(sample));
+      if (k + 1 < files.size()) load_sample(files[k + 1], samples[(k + 1) % 2]);
       session.receive(extremes);
       inference += session.last_ort_seconds();
       std::set<std::string> with_nonfinite;
@@ -767,37 +799,39 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
       }
       if (with_nonfinite.empty()) continue;
       if (!values_session) values_session.emplace(values_model(), names, options_.ort);
-      values_session->run(views, [&](const std::string& name, const TensorView& value) {
+      values_session->run(views_of(sample), [&](const std::string& name, const TensorView& value) {
         if (with_nonfinite.contains(name)) observers.at(name).update(value.span<float>());
       });
       inference += values_session->last_ort_seconds();
     }
   } else {
-  // Pipelined: while ONNX Runtime computes sample k + 1, the observers digest sample k's
-  // activations where the session received them (at most two samples' worth are held), each
-  // observer on one thread.
-  std::vector<std::pair<std::string, TensorView>> activations;
-  std::vector<calib::Observer*> by_output;
-  submit(files[0]);
-  for (std::size_t k = 0; k < files.size(); ++k) {
-    if (options_.progress) options_.progress(k, files.size(), files[k].string());
-    session.receive(activations);
-    // ONNX Runtime's own time for the run, measured in the child: everything else in
-    // calibration_seconds is zeropoint's overhead (model copy, process start, pipes, observers).
-    inference += session.last_ort_seconds();
-    if (k + 1 < files.size()) submit(files[k + 1]);
-    if (by_output.empty()) {
-      for (const auto& [name, tensor] : activations) {
-        const auto it = observers.find(name);
-        by_output.push_back(it != observers.end() && tensor.dtype() == DType::f32 ? &it->second : nullptr);
+    // Pipelined: while ONNX Runtime computes sample k + 1, the observers digest sample k's
+    // activations where the session received them (at most two samples' worth are held), each
+    // observer on one thread.
+    std::vector<std::pair<std::string, TensorView>> activations;
+    std::vector<calib::Observer*> by_output;
+    session.submit(views_of(samples[0]));
+    if (files.size() > 1) load_sample(files[1], samples[1]);
+    for (std::size_t k = 0; k < files.size(); ++k) {
+      if (options_.progress) options_.progress(k, files.size(), files[k].string());
+      session.receive(activations);
+      // ONNX Runtime's own time for the run, measured in the child: everything else in
+      // calibration_seconds is zeropoint's overhead (model copy, process start, pipes, observers).
+      inference += session.last_ort_seconds();
+      if (k + 1 < files.size()) session.submit(views_of(samples[(k + 1) % 2]));
+      if (by_output.empty()) {
+        for (const auto& [name, tensor] : activations) {
+          const auto it = observers.find(name);
+          by_output.push_back(it != observers.end() && tensor.dtype() == DType::f32 ? &it->second : nullptr);
+        }
       }
+      detail::parallel_for(static_cast<std::int64_t>(activations.size()), 1, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i) {
+          if (auto* o = by_output[static_cast<std::size_t>(i)]) o->update(activations[static_cast<std::size_t>(i)].second.span<float>());
+        }
+      });
+      if (k + 2 < files.size()) load_sample(files[k + 2], samples[k % 2]);
     }
-    detail::parallel_for(static_cast<std::int64_t>(activations.size()), 1, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i) {
-        if (auto* o = by_output[static_cast<std::size_t>(i)]) o->update(activations[static_cast<std::size_t>(i)].second.span<float>());
-      }
-    });
-  }
   }
   for (const auto& n : names) {
     const auto& o = observers.at(n);

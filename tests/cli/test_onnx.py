@@ -452,6 +452,22 @@ class StaticMode(OnnxBase):
                 "--calibration", *self.calibration_files(), "-q")
             self.compare(out, 0.98)
 
+    def test_in_graph_extremes_match_the_values(self):
+        # minmax reads each activation's extremes from reductions added to the graph (in their
+        # own order there); percentile reads every value. Both must see the same extremes, for
+        # every activation.
+        files = self.calibration_files()
+        seen = {}
+        for method in ["minmax", "percentile"]:
+            r = run("quantize", self.path, "-o", self.out(f"{method}.onnx"), "--mode", "static", "--method", method,
+                    "--calibration", *files, "--json", "-q")
+            seen[method] = {a["name"]: (a["observed_min"], a["observed_max"], a["count"])
+                            for a in json.loads(r.stdout)["activations"]}
+        self.assertEqual(set(seen["minmax"]), {"x", "f", "a"})
+        self.assertEqual(seen["minmax"], seen["percentile"])
+        # The extremes differ from one activation to the next, so a mix-up would show.
+        self.assertEqual(len({v[:2] for v in seen["minmax"].values()}), 3)
+
     def test_nan_activations_are_reported_not_fatal(self):
         samples = [s.copy() for s in self.samples]
         samples[1][0, 0, 0, :3] = np.nan

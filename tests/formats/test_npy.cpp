@@ -182,6 +182,28 @@ TEST(NpyRoundTrip, WriteAndReadFile) {
   expect_same(zp::npy::read(path), smaller);
 }
 
+TEST(NpyRoundTrip, ReadingIntoATensorOfTheSameShapeReusesItsMemory) {
+  TempDir dir;
+  const fs::path first = dir.path() / "1.npy", second = dir.path() / "2.npy", other = dir.path() / "3.npy";
+  const Tensor a = patterned(DType::f32, {3, 5});
+  Tensor b = patterned(DType::f32, {3, 5});
+  for (float& v : b.span<float>()) v = -v - 1.0f;
+  zp::npy::write(first, a);
+  zp::npy::write(second, b);
+  zp::npy::write(other, patterned(DType::i16, {3, 5}));
+
+  Tensor t = zp::npy::read(first);
+  const void* memory = t.data();
+  t = zp::npy::read(second, std::move(t));
+  EXPECT_EQ(t.data(), memory);
+  expect_same(t, b);
+  // Another dtype (or shape) cannot use it: a tensor of the file's own.
+  t = zp::npy::read(other, std::move(t));
+  expect_same(t, patterned(DType::i16, {3, 5}));
+  t = zp::npy::read(first, zp::Tensor(DType::f32, {5, 3}));
+  expect_same(t, a);
+}
+
 TEST(NpyWrite, HeaderIsWhatNumpyWrites) {
   const Tensor t(DType::f32, {2, 3});
   const std::string file = string_of(zp::npy::serialize(t));

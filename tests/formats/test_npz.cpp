@@ -6,6 +6,7 @@
 #include "formats/tensor_test_util.hpp"
 #include <zip.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -307,6 +308,13 @@ TEST(NpzGolden, ReadsSavezAndSavezCompressed) {
     EXPECT_EQ(b.shape(), (Shape{5}));
     EXPECT_EQ(b.span<const std::int64_t>()[2], 14 - 11);
     EXPECT_EQ(reader.text("note"), kText);
+    // Read again into the last one's memory: the same values, in place.
+    Tensor again = Tensor::copy_of(a);
+    std::fill(again.bytes().begin(), again.bytes().end(), std::byte{0x7f});
+    const void* memory = again.data();
+    again = reader.tensor("a", std::move(again));
+    EXPECT_EQ(again.data(), memory);
+    expect_same(again, a);
   }
   EXPECT_TRUE(zp::npz::Reader(kGolden / "empty.npz").names().empty());
 }

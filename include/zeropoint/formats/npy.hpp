@@ -46,8 +46,11 @@ struct Info {
 Tensor parse(std::span<const std::byte> bytes, std::string_view what);
 
 /// Reads a .npy file. The data goes straight from the file into the tensor (no second copy), after
-/// the header's claims have been checked against the file's size.
-Tensor read(const std::filesystem::path& path);
+/// the header's claims have been checked against the file's size. When `reuse` has the file's
+/// dtype and shape, the data goes into its memory, which a loop over files of one shape can pass
+/// back each time: memory the process touches for the first time costs page faults, more than
+/// the reading itself on some virtual machines. Otherwise `reuse` is freed.
+Tensor read(const std::filesystem::path& path, Tensor reuse = {});
 
 /// The header of a whole .npy file held in memory, checked as parse() checks it (including that
 /// the file is exactly as long as the header says), without copying the data.
@@ -100,7 +103,8 @@ class Reader {
 
   /// The header of one array, without reading its data.
   npy::Info info(std::string_view name) const;
-  Tensor tensor(std::string_view name) const;
+  /// One array; `reuse` as for npy::read.
+  Tensor tensor(std::string_view name, Tensor reuse = {}) const;
   /// A text entry (a 0-d unicode string array), as UTF-8.
   std::string text(std::string_view name) const;
 

@@ -638,12 +638,16 @@ Header read_header(Source& src, std::uint64_t total, std::string_view what) {
   return h;
 }
 
-Tensor read_tensor(Source& src, const Header& header, std::string_view what) {
+Tensor read_tensor(Source& src, const Header& header, std::string_view what, Tensor reuse) {
   Tensor tensor;
-  try {
-    tensor = Tensor(header.info.dtype, header.info.shape);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", what, e.what()));
+  if (reuse.data() != nullptr && reuse.dtype() == header.info.dtype && reuse.shape() == header.info.shape) {
+    tensor = std::move(reuse);
+  } else {
+    try {
+      tensor = Tensor(header.info.dtype, header.info.shape);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", what, e.what()));
+    }
   }
   const auto dst = tensor.bytes();
   const std::size_t got = src.read(dst);
@@ -691,14 +695,14 @@ Tensor parse(std::span<const std::byte> bytes, std::string_view what) {
   return detail::read_tensor(src, h, what);
 }
 
-Tensor read(const std::filesystem::path& path) {
+Tensor read(const std::filesystem::path& path, Tensor reuse) {
   FileSource src(path);
   const std::string what = path.string();
   const detail::Header h = detail::read_header(src, src.size(), what);
   if (h.info.is_text) {
     throw Error(fmt::format("{}: holds text (a {}), not a numeric array", what, describe(h)));
   }
-  return detail::read_tensor(src, h, what);
+  return detail::read_tensor(src, h, what, std::move(reuse));
 }
 
 Info parse_info(std::span<const std::byte> bytes, std::string_view what) {

@@ -37,9 +37,10 @@ struct Header {
 /// header (capped at 1 MiB), so a lying `total` costs nothing here.
 Header read_header(Source& src, std::uint64_t total, std::string_view what);
 
-/// Reads the data that follows read_header into a tensor; throws if the source ends early or has
-/// bytes after the data. Requires !header.info.is_text.
-Tensor read_tensor(Source& src, const Header& header, std::string_view what);
+/// Reads the data that follows read_header into a tensor (into `reuse`'s memory when it has the
+/// header's dtype and shape); throws if the source ends early or has bytes after the data.
+/// Requires !header.info.is_text.
+Tensor read_tensor(Source& src, const Header& header, std::string_view what, Tensor reuse = {});
 
 /// Reads the data of a text header and decodes it to UTF-8. Requires header.info.is_text.
 std::string read_text(Source& src, const Header& header, std::string_view what);

@@ -257,13 +257,13 @@ npy::Info Reader::info(std::string_view name) const {
       name, [](npy::detail::Source&, const npy::detail::Header& h, const std::string&) { return h.info; });
 }
 
-Tensor Reader::tensor(std::string_view name) const {
+Tensor Reader::tensor(std::string_view name, Tensor reuse) const {
   return impl_->with_entry(
-      name, [](npy::detail::Source& src, const npy::detail::Header& h, const std::string& what) {
+      name, [&reuse](npy::detail::Source& src, const npy::detail::Header& h, const std::string& what) {
         if (h.info.is_text) {
           throw Error(fmt::format("{}: holds text, not a numeric array; read it with text()", what));
         }
-        return npy::detail::read_tensor(src, h, what);
+        return npy::detail::read_tensor(src, h, what, std::move(reuse));
       });
 }
 
