@@ -7,7 +7,6 @@
 // switched to T_dequantized; the others (normalization operators, graph outputs, subgraphs) keep
 // T. That is the form ONNX Runtime fuses into its integer kernels (QLinearConv, QLinearMatMul).
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -15,17 +14,15 @@
 #include <optional>
 #include <regex>
 #include <set>
-#include <unistd.h>
 
 #include <fmt/format.h>
 #include <onnx/checker.h>
 
 #include "formats/onnx/onnx_model.hpp"
-#include "core/thread_pool.hpp"
 #include "formats/onnx/upgrade.hpp"
+#include "pipeline/onnx_calibration.hpp"
 #include "pipeline/staging.hpp"
 #include "zeropoint/error.hpp"
-#include "zeropoint/formats/npy.hpp"
 #include "zeropoint/onnx_model.hpp"
 #include "zeropoint/quantize.hpp"
 
@@ -51,16 +48,6 @@ std::int64_t int_attribute(const pb::NodeProto& n, std::string_view name, std::i
 float float_attribute(const pb::NodeProto& n, std::string_view name, float fallback) {
   const auto* a = attribute(n, name);
   return a ? a->f() : fallback;
-}
-
-pb::NodeProto make_node(const std::string& op, const std::string& name, std::vector<std::string> inputs,
-                        std::vector<std::string> outputs) {
-  pb::NodeProto n;
-  n.set_op_type(op);
-  n.set_name(name);
-  for (auto& i : inputs) n.add_input(i);
-  for (auto& o : outputs) n.add_output(o);
-  return n;
 }
 
 std::string node_label(const pb::NodeProto& n) { return n.name().empty() ? n.output(0) : n.name(); }
@@ -623,218 +610,10 @@ std::vector<std::string> OnnxJob::activations_to_calibrate() {
 }
 
 void OnnxJob::calibrate(const std::vector<std::string>& names) {
-  if (options_.calibration.empty()) {
-    throw Error("static mode needs calibration data: give sample inputs with --calibration (.npz with one array per "
-                "model input, or .npy for a single-input model)");
-  }
   const auto start = std::chrono::steady_clock::now();
-  char dir_template[] = "/tmp/zeropoint-calib-XXXXXX";
-  if (!::mkdtemp(dir_template)) throw Error("cannot create a temporary folder for calibration");
-  const fs::path dir(dir_template);
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{dir};
-  // The float model with every activation to observe added as a graph output: what the
-  // histogram methods read, value by value (written when first needed: minmax needs it only for
-  // a batch holding NaN or infinity).
-  const fs::path values_path = dir / "values.onnx";
-  auto values_model = [&, written = false]() mutable -> const fs::path& {
-    if (written) return values_path;
-    Model augmented = float_model_;
-    auto& g = *augmented.proto.mutable_graph();
-    std::set<std::string> outputs;
-    for (const auto& o : g.output()) outputs.insert(o.name());
-    for (const auto& n : names) {
-      if (outputs.contains(n)) continue;
-      auto* v = g.add_output();
-      v->set_name(n);
-      v->mutable_type()->mutable_tensor_type()->set_elem_type(pb::TensorProto::FLOAT);
-    }
-    save(augmented, values_path, {});
-    written = true;
-    return values_path;
-  };
-  // minmax and moving_average need only each batch's extremes: ONNX Runtime computes them
-  // (ReduceMin, ReduceMax) and four scalars per activation cross the pipe instead of the whole
-  // tensor, which also leaves ONNX Runtime free to reuse the activations' memory. ReduceMin and
-  // ReduceMax may skip a NaN, so a ReduceSum tells whether the batch held any NaN or infinity
-  // (or a finite sum overflowed); such a batch goes through the values model instead, so that
-  // what is skipped is counted.
-  const bool extremes_only = !calib::Observer::needs_values(options_.observer.method);
-  const fs::path extremes_path = dir / "extremes.onnx";
-  std::vector<std::string> extreme_outputs;
-  if (extremes_only) {
-    Model augmented = float_model_;
-    auto& g = *augmented.proto.mutable_graph();
-    constexpr std::array<std::string_view, 4> kExtremeOps = {"ReduceMin", "ReduceMax", "ReduceSum", "Size"};
-    auto extreme_name = [](const std::string& n, std::string_view op) { return fmt::format("zeropoint_calibration/{}/{}", n, op); };
-    for (const auto& n : names) {
-      for (const std::string_view op : kExtremeOps) {
-        auto* v = g.add_output();
-        v->set_name(extreme_name(n, op));
-        v->mutable_type()->mutable_tensor_type()->set_elem_type(op == "Size" ? pb::TensorProto::INT64 : pb::TensorProto::FLOAT);
-        extreme_outputs.push_back(v->name());
-      }
-    }
-    // The reductions go in last-produced-first order. ONNX Runtime's default execution order is
-    // a depth-first walk back from the leaf nodes, the last in the file first: listed this way,
-    // each activation's reductions run right after the node that makes it, while it is in cache
-    // and before its memory is reused. Appended in the graph's own order, they all ran at the
-    // end, keeping every activation alive until then (PaddleOCR's detector: 32 runs took 3.47 s
-    // against 2.88 s this way and 2.6 s for the model alone).
-    std::map<std::string, int> produced_at;
-    for (int i = 0; i < g.node_size(); ++i) {
-      for (const auto& o : g.node(i).output()) produced_at[o] = i;
-    }
-    std::vector<std::string> last_first = names;
-    std::stable_sort(last_first.begin(), last_first.end(), [&](const std::string& a, const std::string& b) {
-      const auto at = [&](const std::string& n) { return produced_at.contains(n) ? produced_at.at(n) : -1; };
-      return at(a) > at(b);
-    });
-    for (const auto& n : last_first) {
-      for (const std::string_view op : kExtremeOps) {
-        const std::string out = extreme_name(n, op);
-        pb::NodeProto node = make_node(std::string(op), out + "_node", {n}, {out});
-        if (op != "Size") add_int_attribute(node, "keepdims", 0);
-        *g.add_node() = std::move(node);
-      }
-    }
-    save(augmented, extremes_path, {});
-  }
-
-  OrtSession session = extremes_only ? OrtSession(extremes_path, extreme_outputs, options_.ort)
-                                     : OrtSession(values_model(), names, options_.ort);
-  std::optional<OrtSession> values_session;  // extremes_only: for batches holding NaN or infinity
-  std::map<std::string, calib::Observer> observers;
-  for (const auto& n : names) observers.emplace(n, calib::Observer(options_.observer));
-  double inference = 0;
-  const auto& inputs = session.inputs();
-  // One sample: the model's inputs by name, checked against what the session says it takes.
-  // `sample` keeps the previous sample's tensors, whose memory is read into again when the shapes
-  // match (fresh memory costs page faults on every sample: 0.4-0.9 s of reading over 32 samples
-  // of PaddleOCR's detector, against 0.1 s reusing it).
-  using Sample = std::vector<std::pair<std::string, Tensor>>;
-  auto load_sample = [&](const fs::path& file, Sample& sample) {
-    Sample previous = std::move(sample);
-    sample.clear();
-    auto reuse = [&](const std::string& name) {
-      for (auto& [n, t] : previous) {
-        if (n == name) return std::move(t);
-      }
-      return Tensor();
-    };
-    if (file.extension() == ".npz") {
-      const npz::Reader reader(file);
-      for (const auto& in : inputs) {
-        if (!reader.contains(in.name)) {
-          throw Error(fmt::format("{}: no array named '{}', an input of {} (it has: {})", file.string(), in.name,
-                                  input_.string(), fmt::join(reader.names(), ", ")));
-        }
-        sample.emplace_back(in.name, reader.tensor(in.name, reuse(in.name)));
-      }
-      for (const auto& name : reader.names()) {
-        if (std::none_of(inputs.begin(), inputs.end(), [&](const auto& in) { return in.name == name; })) {
-          throw Error(fmt::format("{}: array '{}' is not an input of {}", file.string(), name, input_.string()));
-        }
-      }
-    } else {
-      if (inputs.size() != 1) {
-        throw Error(fmt::format("{}: {} has {} inputs; give each sample as an .npz with one array per input",
-                                file.string(), input_.string(), inputs.size()));
-      }
-      sample.emplace_back(inputs[0].name, npy::read(file, reuse(inputs[0].name)));
-    }
-    for (const auto& [name, tensor] : sample) {
-      const auto& info = *std::find_if(inputs.begin(), inputs.end(), [&n = name](const auto& in) { return in.name == n; });
-      if (tensor.dtype() != info.dtype) {
-        throw Error(fmt::format("{}: input '{}' is {} but the model wants {}", file.string(), name,
-                                dtype_name(tensor.dtype()), dtype_name(info.dtype)));
-      }
-      bool fits = info.shape.empty() || tensor.shape().size() == info.shape.size();
-      for (std::size_t i = 0; fits && !info.shape.empty() && i < info.shape.size(); ++i) {
-        fits = info.shape[i] < 0 || info.shape[i] == tensor.shape()[i];
-      }
-      if (!fits) {
-        std::vector<std::string> dims;
-        for (auto d : info.shape) dims.push_back(d < 0 ? "?" : std::to_string(d));
-        throw Error(fmt::format("{}: input '{}' has shape {} but the model wants [{}]", file.string(), name,
-                                shape_str(tensor.shape()), fmt::join(dims, ", ")));
-      }
-    }
-  };
-  auto views_of = [](const Sample& sample) {
-    std::vector<NamedView> views;
-    for (const auto& [name, tensor] : sample) views.push_back({name, tensor.view()});
-    return views;
-  };
-  // Two samples in turn: the next one is read while ONNX Runtime runs this one (a request is fully
-  // written when submit returns, so its tensors are free again then).
-  const auto& files = options_.calibration;
-  std::array<Sample, 2> samples;
-  load_sample(files[0], samples[0]);
-  if (extremes_only) {
-    std::vector<std::pair<std::string, TensorView>> extremes;
-    for (std::size_t k = 0; k < files.size(); ++k) {
-      if (options_.progress) options_.progress(k, files.size(), files[k].string());
-      const Sample& sample = samples[k % 2];
-      session.submit(views_of(sample));
-      if (k + 1 < files.size()) load_sample(files[k + 1], samples[(k + 1) % 2]);
-      session.receive(extremes);
-      inference += session.last_ort_seconds();
-      std::set<std::string> with_nonfinite;
-      for (std::size_t i = 0; i < names.size(); ++i) {
-        const float lo = extremes[4 * i].second.span<float>()[0];
-        const float hi = extremes[4 * i + 1].second.span<float>()[0];
-        const float sum = extremes[4 * i + 2].second.span<float>()[0];
-        const std::int64_t size = extremes[4 * i + 3].second.span<std::int64_t>()[0];
-        if (size == 0 || (std::isfinite(sum) && std::isfinite(lo) && std::isfinite(hi))) {
-          observers.at(names[i]).update_extremes(lo, hi, size);
-        } else {
-          with_nonfinite.insert(names[i]);
-        }
-      }
-      if (with_nonfinite.empty()) continue;
-      if (!values_session) values_session.emplace(values_model(), names, options_.ort);
-      values_session->run(views_of(sample), [&](const std::string& name, const TensorView& value) {
-        if (with_nonfinite.contains(name)) observers.at(name).update(value.span<float>());
-      });
-      inference += values_session->last_ort_seconds();
-    }
-  } else {
-    // Pipelined: while ONNX Runtime computes sample k + 1, the observers digest sample k's
-    // activations where the session received them (at most two samples' worth are held), each
-    // observer on one thread.
-    std::vector<std::pair<std::string, TensorView>> activations;
-    std::vector<calib::Observer*> by_output;
-    session.submit(views_of(samples[0]));
-    if (files.size() > 1) load_sample(files[1], samples[1]);
-    for (std::size_t k = 0; k < files.size(); ++k) {
-      if (options_.progress) options_.progress(k, files.size(), files[k].string());
-      session.receive(activations);
-      // ONNX Runtime's own time for the run, measured in the child: everything else in
-      // calibration_seconds is zeropoint's overhead (model copy, process start, pipes, observers).
-      inference += session.last_ort_seconds();
-      if (k + 1 < files.size()) session.submit(views_of(samples[(k + 1) % 2]));
-      if (by_output.empty()) {
-        for (const auto& [name, tensor] : activations) {
-          const auto it = observers.find(name);
-          by_output.push_back(it != observers.end() && tensor.dtype() == DType::f32 ? &it->second : nullptr);
-        }
-      }
-      detail::parallel_for(static_cast<std::int64_t>(activations.size()), 1, [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t i = begin; i < end; ++i) {
-          if (auto* o = by_output[static_cast<std::size_t>(i)]) o->update(activations[static_cast<std::size_t>(i)].second.span<float>());
-        }
-      });
-      if (k + 2 < files.size()) load_sample(files[k + 2], samples[k % 2]);
-    }
-  }
+  const onnx_calib::ObservedActivations seen = onnx_calib::observe(float_model_, input_, names, options_);
   for (const auto& n : names) {
-    const auto& o = observers.at(n);
+    const auto& o = seen.observers.at(n);
     ActivationRecord a;
     a.name = n;
     a.count = o.count();
@@ -856,7 +635,7 @@ void OnnxJob::calibrate(const std::vector<std::string>& names) {
     report_.activations.push_back(a);
   }
   report_.calibration_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  report_.inference_seconds = inference;
+  report_.inference_seconds = seen.inference_seconds;
 }
 
 void OnnxJob::quantize_bias(pb::NodeProto& node, const std::string& x_name) {

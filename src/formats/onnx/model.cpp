@@ -533,6 +533,16 @@ void add_int_attribute(pb::NodeProto& n, std::string_view name, std::int64_t val
   a->set_i(value);
 }
 
+pb::NodeProto make_node(const std::string& op, const std::string& name, std::vector<std::string> inputs,
+                        std::vector<std::string> outputs) {
+  pb::NodeProto n;
+  n.set_op_type(op);
+  n.set_name(name);
+  for (auto& i : inputs) n.add_input(std::move(i));
+  for (auto& o : outputs) n.add_output(std::move(o));
+  return n;
+}
+
 UniqueNames::UniqueNames(pb::ModelProto& model) {
   for_each_graph(*model.mutable_graph(), [&](pb::GraphProto& g, const std::string&) {
     for (const auto& v : g.input()) used_.insert(v.name());

@@ -148,6 +148,9 @@ bool default_domain(const pb::NodeProto& node);
 const pb::AttributeProto* attribute(const pb::NodeProto& node, std::string_view name);
 void remove_attribute(pb::NodeProto& node, std::string_view name);
 void add_int_attribute(pb::NodeProto& node, std::string_view name, std::int64_t value);
+/// A node of the default domain, without attributes.
+pb::NodeProto make_node(const std::string& op, const std::string& name, std::vector<std::string> inputs,
+                        std::vector<std::string> outputs);
 
 /// Value and node names no graph of the model uses yet: fresh("W_scale") is "W_scale", or
 /// "W_scale_1", ... when taken.
