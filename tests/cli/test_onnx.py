@@ -468,6 +468,29 @@ class StaticMode(OnnxBase):
         # The extremes differ from one activation to the next, so a mix-up would show.
         self.assertEqual(len({v[:2] for v in seen["minmax"].values()}), 3)
 
+    def test_a_folder_of_samples_is_its_npy_and_npz_files_in_name_order(self):
+        folder = os.path.join(self.dir, "samples")
+        os.makedirs(folder)
+        files = []
+        for i, s in enumerate(self.samples):
+            # Saved out of name order, with a file that is not a sample beside them.
+            files.append(os.path.join(folder, f"s{len(self.samples) - 1 - i}.npy"))
+            np.save(files[-1], s)
+        with open(os.path.join(folder, "README.txt"), "w") as f:
+            f.write("not a sample\n")
+        by_folder, by_files = self.out("folder.onnx"), self.out("files.onnx")
+        # moving_average depends on the order the samples come in.
+        for out, args in [(by_folder, [folder]), (by_files, sorted(files))]:
+            run("quantize", self.path, "-o", out, "--mode", "static", "--method", "moving_average",
+                "--calibration", *args, "-q")
+        with open(by_folder, "rb") as a, open(by_files, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        empty = os.path.join(self.dir, "empty")
+        os.makedirs(empty)
+        p = run("quantize", self.path, "-o", self.out("e.onnx"), "--mode", "static", "--calibration", empty, check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"{empty}: a folder with no .npy or .npz file in it", p.stderr)
+
     def test_nan_activations_are_reported_not_fatal(self):
         samples = [s.copy() for s in self.samples]
         samples[1][0, 0, 0, :3] = np.nan

@@ -120,7 +120,7 @@ void add_quantize(CLI::App& app) {
   cmd->add_flag("--allow-requantize", opts->allow_requantize, "GGUF: also convert tensors already in a block format");
   cmd->add_option("--mode", opts->mode, "ONNX: weights (weight-only QDQ, default), dynamic (as quantize_dynamic) or static (W8A8, calibrated)");
   cmd->add_option("--activation-scheme", opts->activation_scheme, "ONNX static: the activations' scheme (default uint8:asym; or int8)");
-  cmd->add_option("--calibration", opts->calibration, "ONNX static: sample inputs, one file per sample (.npz with one array per model input, or .npy for a single-input model)");
+  cmd->add_option("--calibration", opts->calibration, "ONNX static: sample inputs, one file per sample (.npz with one array per model input, or .npy for a single-input model), or folders of them");
   cmd->add_option("--method", opts->method, "ONNX static: calibration observer: minmax (default), moving_average, percentile, entropy, mse");
   cmd->add_option("--percentile", opts->percentile, "ONNX static, --method percentile: the percentile kept (default 99.999)");
   cmd->add_option("--exclude-op", opts->exclude_ops, "ONNX: leave every node of this operator type in float (repeatable)");

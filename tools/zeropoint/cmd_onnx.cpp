@@ -1,5 +1,7 @@
 // zeropoint on ONNX models: quantize (weights / dynamic / static) and inspect.
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
@@ -124,6 +126,29 @@ void print_onnx(const OnnxReport& r, bool dry_run, bool inspect) {
   fmt::print("\n");
 }
 
+// The samples named on the command line: files as given, and a folder as the .npy and .npz files
+// in it, in name order (the order samples run in matters to moving_average).
+std::vector<std::filesystem::path> calibration_files(const std::vector<std::string>& args) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  for (const auto& arg : args) {
+    std::error_code ec;
+    if (!fs::is_directory(arg, ec)) {
+      files.emplace_back(arg);
+      continue;
+    }
+    std::vector<fs::path> found;
+    for (const auto& entry : fs::directory_iterator(arg)) {
+      const auto ext = entry.path().extension();
+      if ((ext == ".npy" || ext == ".npz") && entry.is_regular_file()) found.push_back(entry.path());
+    }
+    if (found.empty()) throw Error(fmt::format("{}: a folder with no .npy or .npz file in it", arg));
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  return files;
+}
+
 }  // namespace
 
 void run_onnx_quantize(const OnnxQuantizeArgs& a) {
@@ -135,7 +160,7 @@ void run_onnx_quantize(const OnnxQuantizeArgs& a) {
   options.exclude_ops = a.exclude_ops;
   options.exclude_nodes = a.exclude_nodes;
   options.quantize_norm = a.quantize_norm;
-  for (const auto& c : a.calibration) options.calibration.emplace_back(c);
+  options.calibration = calibration_files(a.calibration);
   if (!options.calibration.empty() && options.mode != OnnxMode::static_) {
     throw Error("--calibration is for --mode static (weights and dynamic modes need no samples)");
   }
