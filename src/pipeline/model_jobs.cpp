@@ -613,7 +613,7 @@ ModelReport dequantize_model(const fs::path& input, const fs::path& output, std:
                   reinterpret_cast<const std::uint8_t*>(codes.data()) + codes.size());
     const auto scale = bytes_of(n.scale, "F32", layout.param_shape, name);
     q.params.scale.resize(groups);
-    std::memcpy(q.params.scale.data(), scale.data(), scale.size());
+    if (groups > 0) std::memcpy(q.params.scale.data(), scale.data(), scale.size());
     q.params.zero_point.assign(groups, e.scheme.symmetric ? e.scheme.symmetric_zero_point() : 0);
     q.params.offset.assign(groups, 0.0f);
     if (!n.zero_point.empty()) {
@@ -625,7 +625,7 @@ ModelReport dequantize_model(const fs::path& input, const fs::path& output, std:
     }
     if (!n.offset.empty()) {
       const auto off = bytes_of(n.offset, "F32", layout.param_shape, name);
-      std::memcpy(q.params.offset.data(), off.data(), off.size());
+      if (groups > 0) std::memcpy(q.params.offset.data(), off.data(), off.size());
     }
     const DType to = out_dtype_of(e);
     Tensor values;

@@ -356,6 +356,8 @@ TEST(NpyText, KeepsInnerNulsAndDropsPadding) {
   const auto padded = craft("{'descr': '<U4', 'fortran_order': False, 'shape': (), }",
                             std::string("a\0\0\0b\0\0\0\0\0\0\0\0\0\0\0", 16));
   EXPECT_EQ(zp::npy::parse_text(padded, "t.npy"), "ab");
+  // A '<U0' (numpy's dtype('U0')) has no characters and no data bytes.
+  EXPECT_EQ(zp::npy::parse_text(craft("{'descr': '<U0', 'fortran_order': False, 'shape': (), }", ""), "t.npy"), "");
 }
 
 TEST(NpyText, RefusesWhatNumpyWouldNotRoundTrip) {

@@ -667,7 +667,8 @@ std::string read_text(Source& src, const Header& header, std::string_view what) 
   expect_end(src, header, what);
 
   std::vector<std::uint32_t> code_points(raw.size() / 4);
-  std::memcpy(code_points.data(), raw.data(), code_points.size() * 4);  // '<U' is little-endian
+  // A '<U0' has no bytes, and memcpy from an empty vector's null data() is undefined even for 0.
+  if (!code_points.empty()) std::memcpy(code_points.data(), raw.data(), code_points.size() * 4);  // little-endian
   // numpy pads a string shorter than its dtype with NULs and drops them on reading.
   while (!code_points.empty() && code_points.back() == 0) code_points.pop_back();
   std::string out;

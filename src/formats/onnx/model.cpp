@@ -354,7 +354,7 @@ std::vector<std::byte> read_raw(const Model& model, const pb::TensorProto& t) {
     file.read(static_cast<std::uint64_t>(e.offset),
               std::span(reinterpret_cast<std::uint8_t*>(out.data()), out.size()), "external data");
   } else if (t.has_raw_data()) {
-    std::memcpy(out.data(), t.raw_data().data(), out.size());
+    if (!out.empty()) std::memcpy(out.data(), t.raw_data().data(), out.size());
   } else {
     auto put = [&](std::size_t i, const void* v, std::size_t bytes) { std::memcpy(out.data() + i * bytes, v, bytes); };
     const std::int64_t n = numel(t);
