@@ -271,6 +271,10 @@ class Explain(unittest.TestCase):
         self.assertIn("63.5", out)
         self.assertIn("tie", out)
 
+    def test_a_range_widened_to_zero_shows_its_magnitudes_without_a_minus_sign(self):
+        out = run("explain", "--range", 1, 2, "--type", "int8", "--values", 1).stdout
+        self.assertIn("amax = max(|min|, |max|) = max(0, 2) = 2", out)
+
 
 class BadInput(unittest.TestCase):
     def setUp(self):

@@ -51,7 +51,8 @@ void print_params(const Explanation& e) {
       fmt::print("2. Range\n   [{}, {}] already includes 0\n\n", num(e.min), num(e.max));
     }
     if (s.symmetric) {
-      fmt::print("3. Scale\n   amax = max(|min|, |max|) = max({}, {}) = {}\n", num(-d.lo), num(d.hi), num(d.amax));
+      fmt::print("3. Scale\n   amax = max(|min|, |max|) = max({}, {}) = {}\n", num(std::fabs(d.lo)), num(std::fabs(d.hi)),
+                 num(d.amax));
       if (s.narrow) {
         fmt::print("   scale = amax / qmax = {} / {} = {}\n", num(d.amax), d.qmax, num(d.exact_scale));
       } else {
