@@ -36,6 +36,30 @@ def run_on_a_full_disk(*args, limit=256 << 10):
     return subprocess.run([ZEROPOINT, *map(str, args)], capture_output=True, text=True, preexec_fn=limit_files)
 
 
+# Runs argv[1:] and prints its peak resident memory in KiB (from wait4), exiting with its status.
+# A small process of its own forks it: the peak of a child forked from the test runner would count
+# the runner's memory too (the high-water mark survives exec).
+_PEAK_RSS = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_for_peak_rss(*args):
+    """run(), returning the process's peak resident memory in bytes; its stdout is discarded."""
+    p = subprocess.run([sys.executable, "-c", _PEAK_RSS, ZEROPOINT, *map(str, args)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError(f"zeropoint {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr}")
+    return int(p.stdout.split()[-1]) * 1024
+
+
 def read_bytes(path):
     with open(path, "rb") as f:
         return f.read()

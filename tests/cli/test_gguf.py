@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cli  # noqa: E402
-from test_cli import run, run_on_a_full_disk  # noqa: E402
+from test_cli import run, run_for_peak_rss, run_on_a_full_disk  # noqa: E402
 
 MAKE_MODEL = None
 
@@ -358,6 +358,19 @@ class BadGguf(unittest.TestCase):
         self.assertIn(out, p.stderr)
         self.assertIn("write failed", p.stderr)
         self.assertEqual([f for f in os.listdir(self.tmp.name) if "full" in f], [])
+
+    def test_a_wide_alignment_is_padded_without_holding_the_padding_in_memory(self):
+        # No tensors and general.alignment = 2^26: the header is padded to 64 MiB, as ggml pads it.
+        # The reader accepts the file without that padding, so a 70-byte input makes a 64 MiB output.
+        wide = os.path.join(self.tmp.name, "wide.gguf")
+        key = b"general.alignment"
+        with open(wide, "wb") as f:
+            f.write(b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, len(key)) + key + struct.pack("<II", 4, 1 << 26))
+        out = os.path.join(self.tmp.name, "wide-q4_0.gguf")
+        peak = run_for_peak_rss("quantize", wide, "-o", out, "--type", "q4_0", "-q")
+        self.assertEqual(os.path.getsize(out), 1 << 26)
+        self.assertLess(peak, 40 << 20)  # about 10 MiB, not 64 + 10
+        os.remove(out)
 
     def test_options_that_do_not_apply(self):
         self.expect_error("quantize", self.gguf, "--scheme", "int8", says="--type")

@@ -11,7 +11,6 @@ resident-memory test on a generated checkpoint of more than 1 GiB.
 """
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys

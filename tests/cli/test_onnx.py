@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cli  # noqa: E402
-from test_cli import oracle_params, oracle_quantize, run, run_on_a_full_disk  # noqa: E402
+from test_cli import oracle_params, oracle_quantize, run, run_for_peak_rss, run_on_a_full_disk  # noqa: E402
 
 RUN_JS = r"""
 const ort = require(process.env.ZEROPOINT_ORT_MODULES + '/onnxruntime-node');
@@ -38,20 +38,6 @@ const fs = require('fs');
   for (const n of s.outputNames) out[n] = {shape: r[n].dims, data: Array.from(r[n].data)};
   console.log(JSON.stringify(out));
 })().catch(e => { console.error(e.message); process.exit(1); });
-"""
-
-
-# Runs argv[1:] and prints its peak resident memory in KiB (from wait4), exiting with its status.
-PEAK_RSS = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    fd = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(fd, 1)
-    os.execv(sys.argv[1], sys.argv[1:])
-_, status, usage = os.wait4(pid, 0)
-print(usage.ru_maxrss)
-sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
@@ -344,13 +330,9 @@ class WeightsMode(OnnxBase):
         path = os.path.join(self.dir, "chain.onnx")
         onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
                   location="chain.onnx.weights", size_threshold=1024)
-        # Linux keeps a process's peak across exec, and a child forked from this test starts with
-        # the test's own pages: a fresh small interpreter starts zeropoint and reports its peak.
-        p = subprocess.run([sys.executable, "-c", PEAK_RSS, test_cli.ZEROPOINT, "quantize", path, "-o",
-                            self.out("chain-q.onnx"), "-q"], capture_output=True, text=True)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        peak = run_for_peak_rss("quantize", path, "-o", self.out("chain-q.onnx"), "-q")
         largest = dim * dim * 4
-        peak, bound = int(p.stdout.split()[-1]) * 1024, 3 * largest + (64 << 20)
+        bound = 3 * largest + (64 << 20)
         print(f"\n  ONNX weights {layers * largest >> 20} MiB, largest {largest >> 20} MiB, "
               f"peak RSS {peak >> 20} MiB (bound {bound >> 20} MiB)", file=sys.stderr)
         self.assertLess(peak, bound)

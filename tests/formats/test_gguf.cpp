@@ -320,6 +320,14 @@ TEST(GgufRoundTrip, AlignmentFromTheMetadataAndNoTensors) {
   // Without the padding (a writer may leave it out when nothing follows) it reads the same.
   const std::string bytes = slurp(dir / "none.gguf");
   EXPECT_NO_THROW(gguf::File::open(dir.put("short.gguf", std::string_view(bytes).substr(0, 24))));
+
+  // A large alignment pads the header with that many zeros, as ggml does, written as they go.
+  Metadata wide;
+  wide.set(std::string(gguf::kAlignmentKey), Value(std::uint32_t{1} << 24));
+  write_file(dir / "wide.gguf", wide, {});
+  EXPECT_EQ(fs::file_size(dir / "wide.gguf"), std::uint64_t{1} << 24);
+  EXPECT_EQ(gguf::file_size(wide, {}), std::uint64_t{1} << 24);
+  EXPECT_EQ(gguf::File::open(dir / "wide.gguf").alignment(), 1u << 24);
 }
 
 TEST(GgufRoundTrip, VersionTwoReadsLikeThree) {

@@ -63,9 +63,12 @@ void put_array(std::string& out, const Array& a, int depth, std::string_view wha
       a.items);
 }
 
-// The header bytes (padded to the alignment) and where each tensor goes.
+// The header bytes, the zeros that pad them to the alignment, and where each tensor goes. The
+// padding is only counted: an alignment of up to 2^31 is the reader's to accept, and its zeros
+// are streamed to the file rather than held in memory.
 struct Layout {
   std::string header;
+  std::uint64_t header_padding = 0;
   std::vector<TensorInfo> tensors;
   std::uint32_t alignment = kDefaultAlignment;
   std::uint64_t data_size = 0;  // with every tensor's padding
@@ -136,7 +139,7 @@ Layout layout_of(const Metadata& metadata, const std::vector<PlannedTensor>& pla
     out.tensors.push_back(std::move(t));
   }
   // ggml pads here even when there are no tensors; so do we, so that both write the same bytes.
-  h.append(detail::align_up(h.size(), out.alignment) - h.size(), '\0');
+  out.header_padding = detail::align_up(h.size(), out.alignment) - h.size();
   return out;
 }
 
@@ -173,6 +176,7 @@ Writer::Writer(const std::filesystem::path& path, Metadata metadata, std::vector
   impl_ = std::make_unique<Impl>(path, std::move(layout));
   Impl& w = *impl_;
   w.file.write(w.layout.header.data(), w.layout.header.size());
+  w.file.write_zeros(w.layout.header_padding);
   w.layout.header = std::string();  // written; a large vocabulary need not stay in memory
   w.finish_complete();
 }
@@ -239,7 +243,7 @@ std::uint64_t Writer::bytes_written() const noexcept { return impl_->file.size()
 
 std::uint64_t file_size(const Metadata& metadata, const std::vector<PlannedTensor>& tensors) {
   const Layout layout = layout_of(metadata, tensors, "gguf");
-  return layout.header.size() + layout.data_size;
+  return layout.header.size() + layout.header_padding + layout.data_size;
 }
 
 }  // namespace zp::gguf
