@@ -51,7 +51,10 @@ HWY_INLINE VI TruncateInRange(VF v) {
 #elif HWY_ARCH_X86 && HWY_TARGET <= HWY_SSSE3
   return VI{_mm_cvttps_epi32(v.raw)};
 #else
-  return hn::ConvertTo(DI(), v);
+  // Elsewhere ConvertTo may be a C cast (Highway's emulated targets), undefined for the lanes out
+  // of range whose codes the batch discards: those become 0 first.
+  const DF df;
+  return hn::ConvertTo(DI(), hn::IfThenElseZero(hn::Lt(hn::Abs(v), hn::Set(df, 2147483520.0f)), v));
 #endif
 }
 

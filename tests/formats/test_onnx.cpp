@@ -38,21 +38,11 @@ using zp::testing::TempDir;
 
 // --- Building models --------------------------------------------------------------------------
 
-std::string f32_bytes(const std::vector<float>& values) {
-  std::string out(values.size() * 4, '\0');
-  std::memcpy(out.data(), values.data(), out.size());
-  return out;
-}
-
-std::string u16_bytes(const std::vector<std::uint16_t>& values) {
-  std::string out(values.size() * 2, '\0');
-  std::memcpy(out.data(), values.data(), out.size());
-  return out;
-}
-
-std::string f64_bytes(const std::vector<double>& values) {
-  std::string out(values.size() * 8, '\0');
-  std::memcpy(out.data(), values.data(), out.size());
+// A TensorProto's raw_data: the values' little-endian bytes.
+template <class T>
+std::string raw_bytes(const std::vector<T>& values) {
+  std::string out(values.size() * sizeof(T), '\0');
+  if (!values.empty()) std::memcpy(out.data(), values.data(), out.size());
   return out;
 }
 
@@ -78,7 +68,7 @@ pb::TensorProto raw_tensor(const std::string& name, int data_type, const std::ve
 
 pb::TensorProto f32_tensor(const std::string& name, const std::vector<std::int64_t>& dims,
                            const std::vector<float>& values) {
-  return raw_tensor(name, pb::TensorProto::FLOAT, dims, f32_bytes(values));
+  return raw_tensor(name, pb::TensorProto::FLOAT, dims, raw_bytes<float>(values));
 }
 
 // A tensor whose data is in `location` (next to the model), [offset, offset + length).
@@ -327,11 +317,11 @@ TEST(OnnxGraph, GraphOutputNotProducedIsRefused) {
 
 TEST(OnnxTensor, RawDataShorterOrLongerThanDimsIsRefused) {
   pb::ModelProto m = add_model();
-  initializer(m)->set_raw_data(f32_bytes({1, 2, 3}));
+  initializer(m)->set_raw_data(raw_bytes<float>({1, 2, 3}));
   refused(m, {"tensor 'W': raw data holds 12 bytes but 4 values of FLOAT need 16"});
-  initializer(m)->set_raw_data(f32_bytes({1, 2, 3, 4, 5}));
+  initializer(m)->set_raw_data(raw_bytes<float>({1, 2, 3, 4, 5}));
   refused(m, {"tensor 'W': raw data holds 20 bytes but 4 values of FLOAT need 16"});
-  initializer(m)->set_raw_data(f32_bytes({1, 2, 3, 4}) + "x");
+  initializer(m)->set_raw_data(raw_bytes<float>({1, 2, 3, 4}) + "x");
   refused(m, {"tensor 'W': raw data holds 17 bytes but 4 values of FLOAT need 16"});
 }
 
@@ -437,7 +427,7 @@ class OnnxExternal : public ::testing::Test {
   }
   void SetUp() override {
     for (int k = 0; k < 16; ++k) values_.push_back(0.25f * static_cast<float>(k) - 1.0f);
-    dir_.put("w.bin", f32_bytes(values_));
+    dir_.put("w.bin", raw_bytes<float>(values_));
   }
   TempDir dir_;
   std::vector<float> values_;
@@ -617,7 +607,8 @@ TEST(OnnxReadFloat, Float16RawAndTyped) {
   // 1, -2, the half nearest 1/3, the largest half, the smallest subnormal, -0.
   const std::vector<std::uint16_t> halves = {0x3C00, 0xC000, 0x3555, 0x7BFF, 0x0001, 0x8000};
   const std::vector<float> expected = {1.0f, -2.0f, 0.333251953125f, 65504.0f, 5.9604644775390625e-8f, -0.0f};
-  EXPECT_EQ(bits_of(read_back(raw_tensor("h", pb::TensorProto::FLOAT16, {6}, u16_bytes(halves)))), bits_of(expected));
+  EXPECT_EQ(bits_of(read_back(raw_tensor("h", pb::TensorProto::FLOAT16, {6}, raw_bytes<std::uint16_t>(halves)))),
+            bits_of(expected));
   pb::TensorProto typed;
   typed.set_name("h");
   typed.set_data_type(pb::TensorProto::FLOAT16);
@@ -629,7 +620,8 @@ TEST(OnnxReadFloat, Float16RawAndTyped) {
 TEST(OnnxReadFloat, Bfloat16Raw) {
   const std::vector<std::uint16_t> b = {0x3F80, 0xC040, 0x7F7F};
   const std::vector<float> expected = {1.0f, -3.0f, std::bit_cast<float>(0x7F7F0000u)};
-  EXPECT_EQ(bits_of(read_back(raw_tensor("b", pb::TensorProto::BFLOAT16, {3}, u16_bytes(b)))), bits_of(expected));
+  EXPECT_EQ(bits_of(read_back(raw_tensor("b", pb::TensorProto::BFLOAT16, {3}, raw_bytes<std::uint16_t>(b)))),
+            bits_of(expected));
 }
 
 TEST(OnnxReadFloat, DoubleRawAndTypedRoundToNearestFloat) {
@@ -637,7 +629,8 @@ TEST(OnnxReadFloat, DoubleRawAndTypedRoundToNearestFloat) {
   std::vector<float> expected;
   for (const double v : values) expected.push_back(static_cast<float>(v));
   EXPECT_EQ(expected[2], std::numeric_limits<float>::infinity());
-  EXPECT_EQ(bits_of(read_back(raw_tensor("d", pb::TensorProto::DOUBLE, {5}, f64_bytes(values)))), bits_of(expected));
+  EXPECT_EQ(bits_of(read_back(raw_tensor("d", pb::TensorProto::DOUBLE, {5}, raw_bytes<double>(values)))),
+            bits_of(expected));
   pb::TensorProto typed;
   typed.set_name("d");
   typed.set_data_type(pb::TensorProto::DOUBLE);
@@ -757,7 +750,7 @@ TEST(OnnxSave, ModelWithExternalDataSavedElsewhereCopiesTheData) {
   TempDir in, out;
   std::vector<float> large(512);
   for (std::size_t k = 0; k < large.size(); ++k) large[k] = static_cast<float>(k) * 0.75f - 100.0f;
-  in.put("weights.bin", f32_bytes(kW) + f32_bytes(large));
+  in.put("weights.bin", raw_bytes<float>(kW) + raw_bytes<float>(large));
   pb::ModelProto proto = add_model();
   *initializer(proto) = external_tensor("W", {4}, "weights.bin", "0", "16");
   *proto.mutable_graph()->add_initializer() = external_tensor("L", {512}, "weights.bin", "16", "2048");
@@ -806,8 +799,8 @@ TEST(OnnxSave, FailureHalfWayRemovesTheDataFileItStarted) {
   // The input's data file vanishes after load: the first tensor is copied to the new data file,
   // the second cannot be read, and the output folder is left as it was.
   TempDir in, out;
-  in.put("a.bin", f32_bytes(kW));
-  in.put("b.bin", f32_bytes(kW));
+  in.put("a.bin", raw_bytes<float>(kW));
+  in.put("b.bin", raw_bytes<float>(kW));
   pb::ModelProto proto = add_model();
   *initializer(proto) = external_tensor("W", {4}, "a.bin", "0", "16");
   *proto.mutable_graph()->add_initializer() = external_tensor("V", {4}, "b.bin", "0", "16");
