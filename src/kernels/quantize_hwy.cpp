@@ -917,9 +917,12 @@ HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> F32ToF16Bits(DF df, hn::Vec<DF> f) 
   const auto nan = hn::Or(hn::Set(du, 0x7E00u), hn::And(hn::ShiftRight<13>(abs), hn::Set(du, 0x3FFu)));
   const auto rounded = hn::Add(abs, hn::Add(hn::Set(du, 0xFFFu), hn::And(hn::ShiftRight<13>(abs), hn::Set(du, 1u))));
   const auto normal = hn::ShiftRight<13>(hn::Sub(rounded, hn::Set(du, 0x38000000u)));
-  // Only lanes below 2^-14 use `tiny`; the others are capped there first, as converting NaN to an
-  // integer is undefined where ConvertTo is a C cast (Highway's emulated targets).
-  const auto small = hn::BitCast(df, hn::Min(abs, hn::Set(du, 0x38800000u)));
+  auto small = hn::BitCast(df, abs);
+#if HWY_TARGET == HWY_EMU128 || HWY_TARGET == HWY_SCALAR
+  // Only lanes below 2^-14 use `tiny`; the others are capped there first, as Highway's emulated
+  // ConvertTo is a C cast, undefined for NaN (the instructions elsewhere are defined for it).
+  small = hn::BitCast(df, hn::Min(abs, hn::Set(du, 0x38800000u)));
+#endif
   const auto tiny = hn::BitCast(du, hn::ConvertTo(hn::RebindToSigned<DF>(), hn::Round(hn::Mul(small, hn::Set(df, 16777216.0f)))));
   // abs >= bound as a signed comparison (abs < 2^31, so signed and unsigned agree; Highway 1.0
   // has no integer Ge).

@@ -626,8 +626,8 @@ TEST_P(SimdKernels, MinMaxAccumulateMatchesReference) {
         const bool e = f32_minmax_accumulate_ref(in, elo, ehi);
         const bool a = f32_minmax_accumulate(in, alo, ahi);
         ASSERT_EQ(e, a) << "columns=" << columns << " rows=" << rows;
-        ASSERT_EQ(0, std::memcmp(elo.data(), alo.data(), columns * sizeof(float))) << "columns=" << columns << " rows=" << rows;
-        ASSERT_EQ(0, std::memcmp(ehi.data(), ahi.data(), columns * sizeof(float))) << "columns=" << columns << " rows=" << rows;
+        ASSERT_TRUE(same_bits(elo, alo)) << "columns=" << columns << " rows=" << rows;
+        ASSERT_TRUE(same_bits(ehi, ahi)) << "columns=" << columns << " rows=" << rows;
       }
     }
   }
